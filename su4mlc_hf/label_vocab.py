@@ -1,0 +1,159 @@
+"""The label vocabulary: real labels ordered by descending training frequency, plus PAD/BOS/EOS.
+
+Label *token ids* (what the decoder reads and emits) put the three special tokens first and the real
+labels after them, so that the label PAD id (0) equals the word tokenizer's PAD id: `Seq2SeqTrainer`
+pads generated sequences with the tokenizer's pad id. Label *indices* (what `config.id2label` maps,
+what multi-hot matrices use) count real labels only: index `i` is token id `i + NUM_SPECIAL_LABEL_TOKENS`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+SPECIAL_LABEL_TOKENS = ("<pad>", "<s>", "</s>")
+NUM_SPECIAL_LABEL_TOKENS = len(SPECIAL_LABEL_TOKENS)
+
+LABEL_ORDERS = ("frequency", "rare_first", "random")
+
+
+class UnknownLabelError(ValueError):
+    """A label that is not in the vocabulary was met where every label must be known (training data)."""
+
+
+class LabelVocabulary:
+    """Maps label names to label token ids and back.
+
+    Args:
+        labels (`Sequence[str]`):
+            The real labels, most frequent first. Their position is their label index; their token id
+            is that index plus `NUM_SPECIAL_LABEL_TOKENS`.
+    """
+
+    def __init__(self, labels: Sequence[str]):
+        labels = [str(label) for label in labels]
+        if not labels:
+            raise ValueError("A label vocabulary needs at least one label.")
+        duplicates = sorted(label for label, count in Counter(labels).items() if count > 1)
+        if duplicates:
+            raise ValueError(f"Duplicate labels in the label vocabulary: {duplicates}")
+        reserved = sorted(set(labels) & set(SPECIAL_LABEL_TOKENS))
+        if reserved:
+            raise ValueError(f"Labels {reserved} clash with the special label tokens {SPECIAL_LABEL_TOKENS}.")
+        self.labels: list[str] = labels
+        self.label2index: dict[str, int] = {label: index for index, label in enumerate(labels)}
+
+    # ----------------------------------------------------------------------------------------------
+    # Construction
+    @classmethod
+    def from_label_lists(
+        cls, label_lists: Iterable[Iterable[str]], max_labels: int | None = None
+    ) -> "LabelVocabulary":
+        """Builds the vocabulary from training label lists, most frequent label first.
+
+        A label counts once per example (duplicates inside one list collapse). Ties are broken by label
+        name, so the order does not depend on the order of the examples.
+
+        Raises:
+            `ValueError`: no label at all, or more distinct labels than `max_labels`.
+        """
+        counts: Counter[str] = Counter()
+        for label_list in label_lists:
+            counts.update({str(label) for label in label_list})
+        if max_labels is not None and len(counts) > max_labels:
+            raise ValueError(
+                f"The training data has {len(counts)} distinct labels, more than the configured maximum of "
+                f"{max_labels}."
+            )
+        ordered = sorted(counts, key=lambda label: (-counts[label], label))
+        return cls(ordered)
+
+    @classmethod
+    def from_id2label(cls, id2label: Mapping[int | str, str]) -> "LabelVocabulary":
+        """Rebuilds the vocabulary saved in a config's `id2label` (keys are label indices)."""
+        indices = sorted(int(index) for index in id2label)
+        if indices != list(range(len(indices))):
+            raise ValueError(f"id2label keys must be 0..{len(indices) - 1}, got {indices}")
+        return cls([id2label[index] if index in id2label else id2label[str(index)] for index in indices])
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return dict(self.label2index)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __contains__(self, label: object) -> bool:
+        return label in self.label2index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LabelVocabulary) and self.labels == other.labels
+
+    def __repr__(self) -> str:
+        return f"LabelVocabulary({len(self)} labels: {self.labels[:5]}{'...' if len(self) > 5 else ''})"
+
+    @property
+    def num_tokens(self) -> int:
+        """Size of the decoder's output vocabulary: special tokens plus real labels."""
+        return len(self) + NUM_SPECIAL_LABEL_TOKENS
+
+    # ----------------------------------------------------------------------------------------------
+    # Labels <-> token ids
+    def token_id(self, label: str) -> int:
+        try:
+            return self.label2index[label] + NUM_SPECIAL_LABEL_TOKENS
+        except KeyError:
+            raise UnknownLabelError(f"Unknown label {label!r}: it is not in the label vocabulary.") from None
+
+    def encode(
+        self, labels: Iterable[str], order: str = "frequency", rng: random.Random | None = None
+    ) -> list[int]:
+        """Turns a label set into a target sequence of token ids, ended by EOS.
+
+        Duplicates collapse. `order` is `"frequency"` (descending training frequency, the paper),
+        `"rare_first"` (ascending) or `"random"` (shuffled with `rng`).
+
+        Raises:
+            `UnknownLabelError`: a label is not in the vocabulary.
+        """
+        if order not in LABEL_ORDERS:
+            raise ValueError(f"Unknown label order {order!r}; expected one of {LABEL_ORDERS}.")
+        token_ids = sorted({self.token_id(str(label)) for label in labels})
+        if order == "rare_first":
+            token_ids.reverse()
+        elif order == "random":
+            (rng or random).shuffle(token_ids)
+        return token_ids + [EOS_ID]
+
+    def decode(self, token_ids: Iterable[int]) -> list[str]:
+        """Turns generated token ids back into label names.
+
+        Special tokens and ids outside the label range are dropped (never mapped to some label);
+        reading stops at the first EOS; a repeated label is kept once, at its first position.
+        """
+        labels: list[str] = []
+        for token_id in token_ids:
+            token_id = int(token_id)
+            if token_id == EOS_ID:
+                break
+            index = token_id - NUM_SPECIAL_LABEL_TOKENS
+            if 0 <= index < len(self.labels) and self.labels[index] not in labels:
+                labels.append(self.labels[index])
+        return labels
+
+    def indices(self, labels: Iterable[str], strict: bool = True) -> list[int]:
+        """Label indices (0-based among real labels) of a label set, sorted; with `strict=False`
+        unknown labels are skipped instead of raising."""
+        labels = [str(label) for label in labels]
+        known = {self.label2index[label] for label in labels if label in self.label2index}
+        if strict:
+            unknown = sorted({label for label in labels if label not in self.label2index})
+            if unknown:
+                raise UnknownLabelError(f"Unknown labels {unknown}: they are not in the label vocabulary.")
+        return sorted(known)

@@ -1,0 +1,588 @@
+"""PyTorch SU4MLC model: a BiLSTM encoder, multi-level dilated convolution (MDC) over its annotations, and an
+LSTM label decoder with hybrid attention that generates one label per step (Lin et al., EMNLP 2018)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_su4mlc import SU4MLCConfig
+from .label_vocab import BOS_ID, EOS_ID, PAD_ID, LabelVocabulary
+
+
+@dataclass
+class SU4MLCEncoderOutput(ModelOutput):
+    """
+    What the decoder needs from a text, batch first throughout so that `generate()` can expand every field per beam.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, source_length, hidden_size)`):
+            Word annotations h_i; zero at padded positions. `source_length` is at least `config.min_source_length`.
+        semantic_units (`torch.FloatTensor` of shape `(batch_size, num_units, hidden_size)`):
+            MDC outputs g_j (semantic-unit representations); zero past each text's last unit. None for the
+            attention variants that do not read them (`none`, `word`).
+        source_mask (`torch.BoolTensor` of shape `(batch_size, source_length)`):
+            True at real words of `last_hidden_state`.
+        semantic_unit_mask (`torch.BoolTensor` of shape `(batch_size, num_units)`):
+            True at real semantic units; every text has at least one. None with `semantic_units`.
+        decoder_initial_hidden (`torch.FloatTensor` of shape `(batch_size, decoder_layers, hidden_size)`):
+            Initial decoder LSTM hidden state, from the encoder's final states.
+        decoder_initial_cell (`torch.FloatTensor` of shape `(batch_size, decoder_layers, hidden_size)`):
+            Initial decoder LSTM cell state.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    semantic_units: torch.FloatTensor | None = None
+    source_mask: torch.BoolTensor | None = None
+    semantic_unit_mask: torch.BoolTensor | None = None
+    decoder_initial_hidden: torch.FloatTensor | None = None
+    decoder_initial_cell: torch.FloatTensor | None = None
+
+
+@dataclass
+class SU4MLCSeq2SeqOutput(ModelOutput):
+    """
+    Output of [`SU4MLCForMultiLabelClassification.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+            Teacher-forced cross-entropy of the label sequence (padding positions, -100, ignored).
+        logits (`torch.FloatTensor` of shape `(batch_size, target_length, config.vocab_size)`):
+            Scores of the next label token at each decoder step.
+        cache ([`SU4MLCDecoderCache`], *optional*, returned when `use_cache=True`):
+            Decoder state after the last step, to continue generation one step at a time.
+        decoder_attentions (`None`):
+            Kept for `generate(output_attentions=True)`: the decoder has no self-attention.
+        cross_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Attention weights of each attention layer, in the order they are applied (hybrid: over semantic units,
+            then over words), each of shape `(batch_size, target_length, num_units or source_length)`.
+        encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, source_length, hidden_size)`):
+            The word annotations h.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    cache: SU4MLCDecoderCache | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+
+
+class SU4MLCDecoderCache:
+    """
+    The decoder's recurrent state between generation steps: the LSTM hidden and cell states, plus the attention keys
+    (W_a h_i and W_a g_j) computed once per text instead of at every step.
+
+    Beam search calls [`reorder_cache`] with the surviving beams' rows. Only the LSTM state moves: the keys depend on
+    the text alone, and beam search never moves a row to another text's beams, so they are already right.
+
+    Args:
+        hidden (`torch.FloatTensor` of shape `(decoder_layers, batch_size, hidden_size)`)
+        cell (`torch.FloatTensor` of shape `(decoder_layers, batch_size, hidden_size)`)
+        attention_keys (`tuple(torch.FloatTensor)`): one per attention layer, `(batch_size, length, hidden_size)`.
+    """
+
+    # What `generate()` asks of a cache: it is neither compilable nor croppable, and its length is the steps taken.
+    is_compileable = False
+    is_croppable = False
+
+    def __init__(self, hidden: torch.Tensor, cell: torch.Tensor, attention_keys: tuple[torch.Tensor, ...], length: int):
+        self.hidden = hidden
+        self.cell = cell
+        self.attention_keys = attention_keys
+        self.length = length
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.length
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Keeps the LSTM state of the beams in `beam_idx` (shape `(batch_size * num_beams,)`), in place."""
+        self.hidden = self.hidden.index_select(1, beam_idx.to(self.hidden.device))
+        self.cell = self.cell.index_select(1, beam_idx.to(self.cell.device))
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.BoolTensor:
+    """`(batch_size,)` lengths → `(batch_size, max_length)` mask, True before each length."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class SU4MLCMultiLevelDilatedConvolution(nn.Module):
+    """
+    Multi-level dilated convolution: stacked 1-D convolutions (kernel `mdc_kernel_size`, one per dilation rate, no
+    pooling, no stride) turning word annotations h into semantic units g.
+
+    Each layer's output is zeroed past the length the text alone would give, so a text's units do not depend on how
+    much padding its batch has. A text shorter than `config.min_source_length` is zero-extended to it, so it has one
+    semantic unit covering all its words.
+    """
+
+    def __init__(self, config: SU4MLCConfig):
+        super().__init__()
+        self.padding = config.mdc_padding
+        self.kernel_size = config.mdc_kernel_size
+        self.min_source_length = config.min_source_length
+        self.convolutions = nn.ModuleList(
+            nn.Conv1d(
+                config.hidden_size,
+                config.hidden_size,
+                config.mdc_kernel_size,
+                dilation=rate,
+                padding=config.mdc_padding,
+            )
+            for rate in config.mdc_dilation_rates
+        )
+        self.dilation_rates = list(config.mdc_dilation_rates)
+        if config.mdc_activation == "selu":
+            self.activation, self.dropout = nn.SELU(), nn.AlphaDropout(config.mdc_dropout)
+        else:
+            self.activation = nn.ReLU() if config.mdc_activation == "relu" else nn.Identity()
+            self.dropout = nn.Dropout(config.mdc_dropout)
+
+    def forward(self, annotations: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.BoolTensor]:
+        """
+        Args:
+            annotations (`torch.FloatTensor` of shape `(batch_size, source_length, hidden_size)`):
+                h, zero past each length; `source_length >= min_source_length`.
+            lengths (`torch.LongTensor` of shape `(batch_size,)`): words per text.
+
+        Returns:
+            `(semantic_units, semantic_unit_mask)` of shapes `(batch_size, num_units, hidden_size)` and
+            `(batch_size, num_units)`.
+        """
+        lengths = lengths.clamp(min=self.min_source_length)
+        units = annotations.transpose(1, 2)  # Conv1d wants (batch, channels, length)
+        for convolution, rate in zip(self.convolutions, self.dilation_rates):
+            units = self.dropout(self.activation(convolution(units)))
+            lengths = lengths + 2 * self.padding - (self.kernel_size - 1) * rate
+            units = units * lengths_to_mask(lengths, units.size(-1))[:, None, :].to(units.dtype)
+        return units.transpose(1, 2), lengths_to_mask(lengths, units.size(-1))
+
+
+class SU4MLCEncoder(nn.Module):
+    """Word embeddings → bidirectional LSTM over packed sequences (annotations h) → MDC (semantic units g)."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config: SU4MLCConfig):
+        super().__init__()
+        self.config = config
+        self.direction_merge = config.direction_merge
+        direction_size = config.hidden_size // 2 if config.direction_merge == "concat" else config.hidden_size
+        self.embed_tokens = nn.Embedding(config.source_vocab_size, config.embedding_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.embedding_size,
+            direction_size,
+            num_layers=config.encoder_layers,
+            dropout=config.dropout if config.encoder_layers > 1 else 0.0,
+            bidirectional=True,
+            batch_first=True,
+        )
+        # Only the variants that attend semantic units need them computed.
+        uses_units = config.attention in ("mdc", "additive", "hybrid")
+        self.mdc = SU4MLCMultiLevelDilatedConvolution(config) if uses_units else None
+        # Decoder layer l starts from encoder layer min(l, encoder_layers - 1).
+        self.decoder_state_layers = [min(layer, config.encoder_layers - 1) for layer in range(config.decoder_layers)]
+
+    def _merge_directions(self, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+        return torch.cat([forward, backward], dim=-1) if self.direction_merge == "concat" else forward + backward
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+        **kwargs,
+    ) -> SU4MLCEncoderOutput:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): word ids, padded on the right.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*):
+                1 at real words; by default every non-PAD id is a word. An empty text reads one PAD token.
+        """
+        if attention_mask is None:
+            attention_mask = input_ids.ne(PAD_ID)
+        lengths = attention_mask.sum(dim=1).clamp(min=1)
+        embedded = self.dropout(self.embed_tokens(input_ids))
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_output, (final_hidden, final_cell) = self.lstm(packed)
+        total_length = max(input_ids.size(1), self.config.min_source_length)
+        output, _ = pad_packed_sequence(packed_output, batch_first=True, total_length=total_length)
+        forward_output, backward_output = output.chunk(2, dim=-1)
+        annotations = self._merge_directions(forward_output, backward_output)
+        semantic_units, semantic_unit_mask = self.mdc(annotations, lengths) if self.mdc else (None, None)
+
+        def decoder_state(final: torch.Tensor) -> torch.Tensor:
+            # (layers * 2, batch, direction_size) → (batch, decoder_layers, hidden_size)
+            final = final.view(self.config.encoder_layers, 2, final.size(1), final.size(2))
+            merged = self._merge_directions(final[:, 0], final[:, 1])
+            return merged[self.decoder_state_layers].transpose(0, 1)
+
+        return SU4MLCEncoderOutput(
+            last_hidden_state=annotations,
+            semantic_units=semantic_units,
+            source_mask=lengths_to_mask(attention_mask.sum(dim=1), total_length),
+            semantic_unit_mask=semantic_unit_mask,
+            decoder_initial_hidden=decoder_state(final_hidden),
+            decoder_initial_cell=decoder_state(final_cell),
+        )
+
+
+class SU4MLCAttention(nn.Module):
+    """
+    Luong "general" attention: e_{t,i} = s_tᵀ W_a x_i, α = softmax over the unmasked positions, c_t = Σ α_{t,i} x_i,
+    output tanh(W_c [c_t; s_t]).
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.key_projection = nn.Linear(hidden_size, hidden_size, bias=False)  # W_a
+        self.output_projection = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # W_c
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """W_a x_i for every memory position: `(batch, length, hidden)` → `(batch, length, hidden)`."""
+        return self.key_projection(memory)
+
+    def forward(
+        self, queries: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor, mask: torch.BoolTensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            queries (`(batch, steps, hidden)`), memory and keys (`(batch, length, hidden)`), mask (`(batch, length)`).
+
+        Returns:
+            `(outputs, weights)` of shapes `(batch, steps, hidden)` and `(batch, steps, length)`.
+        """
+        scores = torch.bmm(queries, keys.transpose(1, 2))
+        scores = scores.masked_fill(~mask[:, None, :], torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=-1)
+        context = torch.bmm(weights, memory)
+        return torch.tanh(self.output_projection(torch.cat([context, queries], dim=-1))), weights
+
+
+class SU4MLCDecoder(nn.Module):
+    """LSTM over label embeddings, then the configured attention over g and/or h, then a linear label scorer."""
+
+    def __init__(self, config: SU4MLCConfig):
+        super().__init__()
+        self.config = config
+        self.attention_type = config.attention
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.embedding_size,
+            config.hidden_size,
+            num_layers=config.decoder_layers,
+            dropout=config.dropout if config.decoder_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        # Memories attended, in order: "mdc" reads g, "word" reads h, "additive" and "hybrid" read g then h.
+        self.memories = {
+            "none": (),
+            "word": ("words",),
+            "mdc": ("units",),
+            "additive": ("units", "words"),
+            "hybrid": ("units", "words"),
+        }[config.attention]
+        self.attentions = nn.ModuleList(SU4MLCAttention(config.hidden_size) for _ in self.memories)
+        concatenated = config.attention == "hybrid" and config.hybrid_output == "concat"
+        self.output_layer = nn.Linear((2 if concatenated else 1) * config.hidden_size, config.vocab_size)
+
+    def _memory(self, encoder_outputs: SU4MLCEncoderOutput, name: str) -> tuple[torch.Tensor, torch.BoolTensor]:
+        if name == "units":
+            return encoder_outputs.semantic_units, encoder_outputs.semantic_unit_mask
+        return encoder_outputs.last_hidden_state, encoder_outputs.source_mask
+
+    def attention_keys(self, encoder_outputs: SU4MLCEncoderOutput) -> tuple[torch.Tensor, ...]:
+        return tuple(
+            attention.project_keys(self._memory(encoder_outputs, name)[0])
+            for attention, name in zip(self.attentions, self.memories)
+        )
+
+    def forward(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        encoder_outputs: SU4MLCEncoderOutput,
+        cache: SU4MLCDecoderCache | None = None,
+    ) -> tuple[torch.Tensor, SU4MLCDecoderCache, tuple[torch.Tensor, ...]]:
+        """
+        Args:
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, steps)`):
+                Label tokens read at each step (BOS first when `cache` is None).
+            encoder_outputs ([`SU4MLCEncoderOutput`]): the encoded texts.
+            cache ([`SU4MLCDecoderCache`], *optional*): state after the steps already taken.
+
+        Returns:
+            `(logits, cache, attention_weights)`: logits of shape `(batch_size, steps, vocab_size)`, the state
+            after the last step, and one `(batch_size, steps, length)` weight tensor per attention layer.
+        """
+        if cache is None:
+            cache = SU4MLCDecoderCache(
+                encoder_outputs.decoder_initial_hidden.transpose(0, 1).contiguous(),
+                encoder_outputs.decoder_initial_cell.transpose(0, 1).contiguous(),
+                self.attention_keys(encoder_outputs),
+                length=0,
+            )
+        embedded = self.dropout(self.embed_tokens(decoder_input_ids))
+        states, (hidden, cell) = self.lstm(embedded, (cache.hidden, cache.cell))
+        next_cache = SU4MLCDecoderCache(hidden, cell, cache.attention_keys, cache.length + decoder_input_ids.size(1))
+
+        weights = []
+        attended = []
+        for attention, name, keys in zip(self.attentions, self.memories, cache.attention_keys):
+            memory, mask = self._memory(encoder_outputs, name)
+            # Hybrid: the word attention is queried by the semantic-unit attention's output s'_t.
+            query = attended[-1] if self.attention_type == "hybrid" and attended else states
+            output, weight = attention(query, memory, keys, mask)
+            attended.append(output)
+            weights.append(weight)
+
+        if self.attention_type == "none":
+            outputs = states
+        elif self.attention_type in ("word", "mdc"):
+            outputs = attended[0]
+        elif self.attention_type == "additive" or self.config.hybrid_output == "residual":
+            outputs = attended[0] + attended[1]
+        else:  # hybrid, as in the paper: o_t = s'_t ⊕ s̃_t
+            outputs = torch.cat(attended, dim=-1)
+        return self.output_layer(self.dropout(outputs)), next_cache, tuple(weights)
+
+
+class SU4MLCPreTrainedModel(PreTrainedModel):
+    config_class = SU4MLCConfig
+    base_model_prefix = "su4mlc"
+    main_input_name = "input_ids"
+    _no_split_modules = ["SU4MLCEncoder", "SU4MLCDecoder"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Uniform(-r, r) for embeddings, convolutions and linear layers (as the authors' code), zero biases and
+        zero PAD embeddings; LSTMs get transformers' default (Xavier weights, zero biases)."""
+        bound = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.uniform_(module.weight, -bound, bound)
+            if module.padding_idx is not None:
+                init.zeros_(module.weight[module.padding_idx])
+        else:
+            super()._init_weights(module)
+
+
+class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
+    """
+    SU4MLC: generates a text's label set as a sequence, one label per step, most frequent labels first.
+
+    Encoder: word embeddings → BiLSTM → annotations h (`hidden_size` features) → multi-level dilated convolution →
+    semantic units g. Decoder: LSTM over label embeddings, starting from the encoder's final state; at step t its state
+    s_t attends g and/or h according to `config.attention`; the result o_t scores the next label.
+
+    Attention ignores padding over both h and g, so a text's logits do not depend on its batch. Use `generate()` (greedy
+    or beam search; the saved `generation_config.json` bans repeated labels and PAD/BOS, beam 5) or [`predict`].
+    """
+
+    def __init__(self, config: SU4MLCConfig):
+        super().__init__(config)
+        self.encoder = SU4MLCEncoder(config)
+        self.decoder = SU4MLCDecoder(config)
+        self.generation_config = self.default_generation_config(config)
+        self.post_init()
+
+    @staticmethod
+    def default_generation_config(config: SU4MLCConfig) -> GenerationConfig:
+        """Decoding defaults saved with the model: beam 5 (the authors' setting), each label at most once
+        (`no_repeat_ngram_size=1`), PAD and BOS never emitted, at most `max_labels` labels then EOS."""
+        return GenerationConfig(
+            num_beams=5,
+            no_repeat_ngram_size=1,
+            suppress_tokens=[PAD_ID, BOS_ID],
+            max_new_tokens=config.max_labels + 1,
+            bos_token_id=BOS_ID,
+            eos_token_id=EOS_ID,
+            pad_token_id=PAD_ID,
+            decoder_start_token_id=BOS_ID,
+        )
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The decoder is an LSTM: its cache is SU4MLCDecoderCache, not a key/value cache.
+        return False
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, recording this class for `AutoModelForSeq2SeqLM` too in the `auto_map`
+        (registration records only `AutoModel`), so both load with `trust_remote_code=True`."""
+        if self._auto_class is not None:
+            self.config.auto_map = {
+                **(getattr(self.config, "auto_map", None) or {}),
+                "AutoModelForSeq2SeqLM": f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}",
+            }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def get_encoder(self, modality: str | None = None) -> SU4MLCEncoder:
+        return self.encoder
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.decoder.output_layer
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        encoder_outputs: SU4MLCEncoderOutput | None = None,
+        cache: SU4MLCDecoderCache | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SU4MLCSeq2SeqOutput:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): word ids of the texts.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 at real words.
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
+                Label tokens read by the decoder; by default `labels` shifted right behind BOS.
+            labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
+                Target label tokens ending with EOS, padded with -100 (ignored by the loss).
+            encoder_outputs ([`SU4MLCEncoderOutput`], *optional*): reuse an encoding instead of `input_ids`.
+            cache ([`SU4MLCDecoderCache`], *optional*): continue decoding from this state.
+            use_cache (`bool`, *optional*): return the decoder state (default: `config.use_cache`).
+            output_attentions (`bool`, *optional*): return the attention weights in `cross_attentions`.
+        """
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("SU4MLC needs `labels` or `decoder_input_ids` to run its decoder.")
+            decoder_input_ids = shift_labels_right(labels)
+        logits, next_cache, weights = self.decoder(decoder_input_ids, encoder_outputs, cache)
+
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1).to(logits.device), ignore_index=-100
+            )
+        use_cache = use_cache if use_cache is not None else getattr(self.config, "use_cache", True)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        return SU4MLCSeq2SeqOutput(
+            loss=loss,
+            logits=logits,
+            cache=next_cache if use_cache else None,
+            cross_attentions=weights if output_attentions else None,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+        )
+
+    def prepare_inputs_for_generation(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        cache: SU4MLCDecoderCache | None = None,
+        encoder_outputs: SU4MLCEncoderOutput | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> dict:
+        # With a cache the LSTM has read every label but the newest; without one it rereads them all.
+        if cache is not None:
+            decoder_input_ids = decoder_input_ids[:, cache.get_seq_length() :]
+        return {
+            "decoder_input_ids": decoder_input_ids,
+            "encoder_outputs": encoder_outputs,
+            "cache": cache,
+            "use_cache": use_cache,
+            "output_attentions": output_attentions,
+        }
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        texts: str | list[str],
+        tokenizer,
+        batch_size: int = 64,
+        return_scores: bool = False,
+        max_length: int | None = None,
+        **generate_kwargs,
+    ) -> list[list[str]] | list[list[tuple[str, float]]]:
+        """
+        Labels of each text, most frequent labels first.
+
+        Args:
+            texts (`str` or `list[str]`): raw texts.
+            tokenizer: the word tokenizer the model was trained with.
+            batch_size (`int`): texts encoded and decoded together.
+            return_scores (`bool`): also return each label's probability at the step it was emitted, P(y_t | y_<t, x).
+            max_length (`int`, *optional*): truncate texts to this many words.
+            generate_kwargs: passed to `generate()` (e.g. `num_beams=1` for greedy decoding).
+
+        Returns:
+            One list per text of label names, or of `(label, score)` pairs with `return_scores=True`.
+        """
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        label_vocab = LabelVocabulary.from_id2label(self.config.id2label)
+        results = []
+        was_training = self.training
+        self.eval()
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=max_length is not None,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            generated = self.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                output_scores=return_scores,
+                return_dict_in_generate=True,
+                **generate_kwargs,
+            )
+            sequences = generated.sequences[:, 1:]  # drop the decoder start token
+            if not return_scores:
+                results.extend(label_vocab.decode(row.tolist()) for row in sequences)
+                continue
+            step_scores = self.compute_transition_scores(
+                generated.sequences,
+                generated.scores,
+                getattr(generated, "beam_indices", None),
+                normalize_logits=getattr(generated, "beam_indices", None) is None,
+            ).exp()
+            for row, row_scores in zip(sequences.tolist(), step_scores.tolist()):
+                labels = label_vocab.decode(row)
+                results.append(
+                    [(label, row_scores[row.index(label_vocab.token_id(label))]) for label in labels]
+                )
+        self.train(was_training)
+        return results[0] if single else results
+
+
+def shift_labels_right(labels: torch.LongTensor) -> torch.LongTensor:
+    """Decoder inputs for teacher forcing: BOS followed by `labels[:, :-1]`, with -100 padding read as PAD."""
+    decoder_input_ids = labels.new_full(labels.shape, PAD_ID)
+    decoder_input_ids[:, 0] = BOS_ID
+    decoder_input_ids[:, 1:] = labels[:, :-1]
+    return decoder_input_ids.masked_fill(decoder_input_ids.eq(-100), PAD_ID)
+
+
+__all__ = [
+    "SU4MLCDecoderCache",
+    "SU4MLCEncoderOutput",
+    "SU4MLCForMultiLabelClassification",
+    "SU4MLCPreTrainedModel",
+    "SU4MLCSeq2SeqOutput",
+]

@@ -1,0 +1,229 @@
+"""The model core: attention variants, padding invariance, short texts, constrained generation and its cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from su4mlc_hf import SU4MLCConfig, SU4MLCDecoderCache
+from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, PAD_ID
+
+from .conftest import ATTENTION_TYPES, AUTHORS_CODE_SWITCHES, tiny_model
+
+
+def random_batch(lengths, vocab_size=60, seed=0):
+    """Right-padded word ids and mask for texts of the given lengths (no PAD inside a text)."""
+    generator = torch.Generator().manual_seed(seed)
+    width = max(max(lengths), 1)
+    input_ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        input_ids[row, :length] = torch.randint(2, vocab_size, (length,), generator=generator)
+    return input_ids, input_ids.ne(PAD_ID).long()
+
+
+TARGETS = torch.tensor([[3, 5, EOS_ID], [4, EOS_ID, -100], [EOS_ID, -100, -100]])
+
+
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
+def test_each_attention_variant_trains_and_generates(attention):
+    model = tiny_model(attention=attention).train()
+    input_ids, attention_mask = random_batch([20, 7, 14])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=TARGETS).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
+    # Every parameter the variant owns takes part in the loss.
+    assert all(parameter.grad is not None and parameter.grad.abs().sum() > 0 for parameter in model.parameters())
+
+    model.eval()
+    for num_beams in (1, 3):
+        sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=num_beams)
+        assert sequences.shape[0] == 3 and (sequences[:, 0] == BOS_ID).all()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"attention": attention} for attention in ATTENTION_TYPES] + [AUTHORS_CODE_SWITCHES],
+    ids=ATTENTION_TYPES + ["authors_code"],
+)
+def test_padding_does_not_change_logits(overrides):
+    """The same text alone, or batched with longer texts (more padding), gets the same logits."""
+    model = tiny_model(**overrides)
+    batch_ids, batch_mask = random_batch([30, 9, 4, 17], seed=1)
+    decoder_input_ids = torch.tensor([[BOS_ID, 3, 6]] * 4)
+    with torch.no_grad():
+        batched = model(input_ids=batch_ids, attention_mask=batch_mask, decoder_input_ids=decoder_input_ids).logits
+        for row in range(4):
+            length = int(batch_mask[row].sum())
+            alone = model(
+                input_ids=batch_ids[row : row + 1, :length],
+                attention_mask=batch_mask[row : row + 1, :length],
+                decoder_input_ids=decoder_input_ids[row : row + 1],
+            ).logits
+            torch.testing.assert_close(batched[row : row + 1], alone, atol=1e-5, rtol=0)
+
+
+def test_semantic_units_respect_receptive_field():
+    """Without padding, a text of n >= 13 words has n - 12 semantic units; shorter texts get exactly one."""
+    model = tiny_model()
+    assert model.config.min_source_length == 13
+    input_ids, attention_mask = random_batch([30, 13, 12, 1])
+    encoded = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+    assert encoded.semantic_unit_mask.sum(dim=1).tolist() == [18, 1, 1, 1]
+    assert encoded.source_mask.sum(dim=1).tolist() == [30, 13, 12, 1]
+    padded = tiny_model(mdc_padding=1)
+    assert padded.config.min_source_length == 7
+    encoded = padded.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+    assert encoded.semantic_unit_mask.sum(dim=1).tolist() == [24, 7, 6, 1]
+
+
+def test_short_and_empty_texts_work():
+    model = tiny_model()
+    input_ids, attention_mask = random_batch([1, 2, 5, 12, 0])
+    sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=3)
+    assert sequences.shape[0] == 5
+    loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=torch.tensor([[3, EOS_ID]] * 5)).loss
+    assert torch.isfinite(loss)
+
+
+def reference_greedy(model, input_ids, attention_mask, max_new_tokens):
+    """Greedy decoding written out by hand: rerun the decoder over the whole prefix at every step, ban PAD, BOS and
+    every label already emitted, stop at EOS."""
+    sequence = [BOS_ID]
+    for _ in range(max_new_tokens):
+        logits = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=torch.tensor([sequence]),
+            use_cache=False,
+        ).logits[0, -1]
+        banned = [PAD_ID, BOS_ID] + sequence
+        logits[banned] = float("-inf")
+        sequence.append(int(logits.argmax()))
+        if sequence[-1] == EOS_ID:
+            break
+    return sequence
+
+
+@pytest.mark.parametrize("attention", ["hybrid", "word"])
+def test_greedy_generate_equals_hand_written_greedy(attention):
+    model = tiny_model(seed=3, attention=attention)
+    input_ids, attention_mask = random_batch([25, 9, 16, 3], seed=2)
+    generated = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=1)
+    with torch.no_grad():
+        for row in range(4):
+            length = int(attention_mask[row].sum())
+            expected = reference_greedy(
+                model, input_ids[row : row + 1, :length], attention_mask[row : row + 1, :length], 7
+            )
+            produced = generated[row].tolist()
+            assert produced[: len(expected)] == expected
+            assert all(token == PAD_ID for token in produced[len(expected) :])
+
+
+def test_beam_search_with_cache_equals_without_cache():
+    for seed in range(3):
+        model = tiny_model(seed=seed, **AUTHORS_CODE_SWITCHES) if seed == 2 else tiny_model(seed=seed)
+        input_ids, attention_mask = random_batch([25, 9, 16, 3, 40], seed=seed)
+        with_cache = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=4)
+        without_cache = model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, num_beams=4, use_cache=False
+        )
+        assert torch.equal(with_cache, without_cache)
+
+
+def test_broken_beam_reorder_is_caught(monkeypatch):
+    """If the cache ignored beam reordering, cached beam search would drift from the cache-free reference."""
+    model = tiny_model(seed=5)
+    input_ids, attention_mask = random_batch([25, 9, 16, 3, 40, 12, 30, 7], seed=4)
+    reference = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=4, use_cache=False)
+    monkeypatch.setattr(SU4MLCDecoderCache, "reorder_cache", lambda self, beam_idx: None)
+    broken = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=4)
+    assert not torch.equal(broken, reference)
+
+
+@pytest.mark.parametrize("num_beams", [1, 5])
+def test_generated_sets_never_repeat_labels_or_emit_pad_bos(num_beams):
+    model = tiny_model(seed=7, max_labels=10)
+    # An untrained model with a strong bias towards one label would repeat it without the ban.
+    with torch.no_grad():
+        model.decoder.output_layer.bias[4] = 5.0
+    input_ids, attention_mask = random_batch([25, 9, 16, 3, 40, 1], seed=6)
+    sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=num_beams)
+    for row in sequences.tolist():
+        body = row[1:]
+        labels = body[: body.index(EOS_ID)] if EOS_ID in body else body
+        assert PAD_ID not in labels and BOS_ID not in body
+        assert len(labels) == len(set(labels))
+        assert all(token >= 3 for token in labels)
+        assert 4 in labels
+
+
+def test_generation_config_defaults():
+    model = tiny_model()
+    config = model.generation_config
+    assert config.num_beams == 5
+    assert config.no_repeat_ngram_size == 1
+    assert config.suppress_tokens == [PAD_ID, BOS_ID]
+    assert config.max_new_tokens == model.config.max_labels + 1
+
+
+def test_transition_scores_index_the_label_vocabulary():
+    model = tiny_model()
+    assert model.config.vocab_size == model.config.num_labels + 3 == 11
+    input_ids, attention_mask = random_batch([10, 20])
+    generated = model.generate(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        num_beams=3,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    scores = model.compute_transition_scores(generated.sequences, generated.scores, generated.beam_indices)
+    assert scores.shape[0] == 2 and (scores <= 0).all()
+
+
+def test_output_attentions_are_distributions_over_real_positions():
+    model = tiny_model(attention="hybrid")
+    input_ids, attention_mask = random_batch([30, 15])
+    output = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        decoder_input_ids=torch.tensor([[BOS_ID, 3]] * 2),
+        output_attentions=True,
+    )
+    unit_weights, word_weights = output.cross_attentions
+    assert unit_weights.shape == (2, 2, 18) and word_weights.shape == (2, 2, 30)
+    torch.testing.assert_close(word_weights.sum(-1), torch.ones(2, 2))
+    assert word_weights[1, :, 15:].abs().max() == 0
+    assert unit_weights[1, :, 3:].abs().max() == 0
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"attention": "global"}, "attention"),
+        ({"mdc_dilation_rates": []}, "mdc_dilation_rates"),
+        ({"hidden_size": 0}, "hidden_size"),
+        ({"embedding_size": -4}, "embedding_size"),
+        ({"hidden_size": 15}, "even"),
+        ({"direction_merge": "mean"}, "direction_merge"),
+        ({"hybrid_output": "sum"}, "hybrid_output"),
+        ({"mdc_activation": "gelu"}, "mdc_activation"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"mdc_dilation_rates": [1, 0]}, "mdc_dilation_rates"),
+    ],
+)
+def test_invalid_config_values_raise_clear_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        SU4MLCConfig(id2label={0: "a"}, **overrides)
+
+
+def test_generation_parameters_are_not_config_fields():
+    config = SU4MLCConfig(id2label={0: "a"}, num_beams=3)
+    assert "num_beams" not in config.to_dict()
