@@ -227,3 +227,33 @@ def test_invalid_config_values_raise_clear_errors(overrides, message):
 def test_generation_parameters_are_not_config_fields():
     config = SU4MLCConfig(id2label={0: "a"}, num_beams=3)
     assert "num_beams" not in config.to_dict()
+
+
+@pytest.mark.parametrize("num_beams", [1, 4])
+def test_label_scores_are_the_model_probabilities_of_the_generated_sequence(num_beams):
+    """Greedy and beam search report the same quantity: P(y_t | y_<t, x) over all label tokens, which teacher
+    forcing the generated sequence reproduces."""
+    model = tiny_model(seed=11)
+    input_ids, attention_mask = random_batch([25, 9, 3], seed=8)
+    label_ids, probabilities = model.generate_scored_labels(input_ids, attention_mask, num_beams=num_beams)
+    with torch.no_grad():
+        for row in range(3):
+            sequence = [BOS_ID] + label_ids[row].tolist()
+            end = sequence.index(EOS_ID) if EOS_ID in sequence else len(sequence) - 1
+            length = int(attention_mask[row].sum())
+            logits = model(
+                input_ids=input_ids[row : row + 1, :length],
+                decoder_input_ids=torch.tensor([sequence[:end]]),
+            ).logits[0]
+            expected = logits.softmax(-1)[torch.arange(end), torch.tensor(sequence[1 : end + 1])]
+            torch.testing.assert_close(probabilities[row, :end], expected, atol=1e-5, rtol=1e-4)
+
+
+def test_predict_handles_empty_and_single_texts():
+    from su4mlc_hf import SU4MLCTokenizer
+
+    tokenizer = SU4MLCTokenizer.train_from_texts(["a b c d e f", "g h"], vocab_size=60)
+    model = tiny_model()
+    assert isinstance(model.predict("", tokenizer), list)
+    batch = model.predict(["", "a b", "   "], tokenizer, return_scores=True, num_beams=2)
+    assert len(batch) == 3 and all(0 < score <= 1 for row in batch for _, score in row)

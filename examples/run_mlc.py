@@ -1,0 +1,289 @@
+#!/usr/bin/env python
+"""Train, evaluate and predict with SU4MLC on a multi-label text classification data set.
+
+In the style of transformers' examples: arguments are three dataclasses (model, data, training) read from the
+command line or from a single JSON file.
+
+    python examples/run_mlc.py --train_file train.jsonl --validation_file dev.jsonl --test_file test.jsonl \
+        --output_dir outputs/my-model --do_train --do_eval --do_predict --attention hybrid
+
+    python examples/run_mlc.py examples/configs/goemotions.json [--num_train_epochs 1 ...]
+
+Data: `--train_file/--validation_file/--test_file` (JSON Lines, CSV, TSV, or SGM-style `X.src` with its `X.tgt`),
+`--dataset_dir` (a folder of split files, or a `save_to_disk` folder), `--dataset_name` (a Hub data set, online
+only), or `--dataset_dir` with `--dataset_format goemotions|reuters_modapte` for those releases.
+
+Writes to `--output_dir`: the model (safetensors), tokenizer, generation config and model card (README.md);
+`{train,eval,predict}_results.json`; `predictions.jsonl` (one line per test text: its predicted labels with scores,
+and the gold labels); checkpoints every epoch. An interrupted run resumes from its last checkpoint when started
+again with the same `--output_dir` (or `--resume_from_checkpoint PATH`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import datasets
+import transformers
+from transformers import HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+import su4mlc_hf
+from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification
+from su4mlc_hf.data import (
+    SU4MLCDataCollator,
+    load_goemotions,
+    load_multilabel_dataset,
+    load_reuters_modapte,
+    prepare_datasets,
+)
+from su4mlc_hf.label_vocab import LabelVocabulary
+from su4mlc_hf.metrics import multi_hot, multilabel_scores
+from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """The model to train: a saved SU4MLC model to continue from, or a new one built from these sizes."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A saved SU4MLC folder or Hub id to continue from (its vocabularies are kept)."}
+    )
+    attention: str = field(default="hybrid", metadata={"help": "none, word, mdc, additive or hybrid."})
+    embedding_size: int = field(default=512, metadata={"help": "Word and label embedding size (paper: 512)."})
+    hidden_size: int = field(default=512, metadata={"help": "Annotation, MDC and decoder size (paper: 512)."})
+    encoder_layers: int = field(default=1, metadata={"help": "BiLSTM encoder layers."})
+    decoder_layers: int = field(default=1, metadata={"help": "LSTM decoder layers."})
+    dropout: float = field(default=0.2, metadata={"help": "Dropout."})
+    direction_merge: str = field(default="concat", metadata={"help": "concat (paper) or sum (2018 code)."})
+    mdc_kernel_size: int = field(default=3, metadata={"help": "MDC kernel width."})
+    mdc_dilation_rates: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "MDC dilation rates."})
+    mdc_padding: int = field(default=0, metadata={"help": "MDC padding (paper 0, 2018 code 1)."})
+    mdc_activation: str = field(default="relu", metadata={"help": "relu, none or selu (2018 code)."})
+    mdc_dropout: float = field(default=0.0, metadata={"help": "Dropout after each convolution (2018 code 0.05)."})
+    hybrid_output: str = field(default="concat", metadata={"help": "concat (paper) or residual (2018 code)."})
+    max_labels: int = field(default=16, metadata={"help": "Most labels generated per text."})
+    num_beams: int = field(default=5, metadata={"help": "Beam size for evaluation and prediction (1 = greedy)."})
+
+
+@dataclass
+class DataArguments:
+    """Where the data comes from and how it is preprocessed."""
+
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub data set (online only)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration."})
+    dataset_dir: str | None = field(default=None, metadata={"help": "A local folder of split files or save_to_disk."})
+    dataset_format: str = field(
+        default="files", metadata={"help": "files (default), goemotions or reuters_modapte (for --dataset_dir)."}
+    )
+    valid_ids_file: str | None = field(
+        default=None, metadata={"help": "reuters_modapte: train ids that form the validation split."}
+    )
+    train_file: str | None = field(default=None, metadata={"help": "Training file (.jsonl/.csv/.tsv/.src)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation file."})
+    test_file: str | None = field(default=None, metadata={"help": "Test file."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where `datasets` caches files it reads."})
+    text_column: str = field(default="text", metadata={"help": "Column of the texts."})
+    labels_column: str = field(default="labels", metadata={"help": "Column of the labels."})
+    label_delimiter: str | None = field(
+        default=None, metadata={"help": "Separator of labels given as one string (default: whitespace)."}
+    )
+    max_words: int = field(default=500, metadata={"help": "Texts over this many words are dropped (paper: 500)."})
+    overlong: str = field(default="drop", metadata={"help": "drop (paper) or truncate over-long texts."})
+    label_order: str = field(
+        default="frequency", metadata={"help": "Target order: frequency (paper), rare_first or random (per epoch)."}
+    )
+    vocab_size: int = field(default=50_000, metadata={"help": "Word vocabulary size (paper: 50k)."})
+    min_word_frequency: int = field(default=1, metadata={"help": "Rarer training words become UNK."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training texts."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation texts."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Use only this many test texts."})
+    num_predictions_to_print: int = field(default=5, metadata={"help": "Test predictions shown at the end."})
+
+
+def load_raw_datasets(data_args: DataArguments) -> datasets.DatasetDict:
+    options = dict(
+        text_column=data_args.text_column,
+        labels_column=data_args.labels_column,
+        label_delimiter=data_args.label_delimiter,
+    )
+    if data_args.dataset_format == "goemotions":
+        return load_goemotions(data_args.dataset_dir)
+    if data_args.dataset_format == "reuters_modapte":
+        return load_reuters_modapte(data_args.dataset_dir, valid_ids_file=data_args.valid_ids_file)
+    if data_args.dataset_format != "files":
+        raise ValueError(f"Unknown --dataset_format {data_args.dataset_format!r}.")
+    if data_args.dataset_dir is not None:
+        return load_multilabel_dataset(data_args.dataset_dir, cache_dir=data_args.cache_dir, **options)
+    if data_args.dataset_name is not None:
+        return load_multilabel_dataset(data_args.dataset_name, name=data_args.dataset_config_name, **options)
+    files = {}
+    for split, path in (
+        ("train", data_args.train_file),
+        ("validation", data_args.validation_file),
+        ("test", data_args.test_file),
+    ):
+        if path is None:
+            continue
+        # An SGM-style source file reads its labels from the line-aligned file with the .tgt suffix.
+        files[split] = (path, str(Path(path).with_suffix(".tgt"))) if path.endswith(".src") else path
+    if not files:
+        raise ValueError("No data: give --train_file/--validation_file/--test_file, --dataset_dir or --dataset_name.")
+    return load_multilabel_dataset(files, cache_dir=data_args.cache_dir, **options)
+
+
+def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabulary):
+    if model_args.model_name_or_path is not None:
+        return SU4MLCForMultiLabelClassification.from_pretrained(model_args.model_name_or_path)
+    config_fields = {f.name for f in fields(SU4MLCConfig)} - {"id2label", "label2id"}
+    overrides = {name: value for name, value in vars(model_args).items() if name in config_fields}
+    config = SU4MLCConfig(source_vocab_size=len(tokenizer), id2label=label_vocab.id2label, **overrides)
+    model = SU4MLCForMultiLabelClassification(config)
+    model.generation_config.num_beams = model_args.num_beams
+    return model
+
+
+def write_predictions(model, tokenizer, test_split, label_vocab: LabelVocabulary, path: Path, batch_size: int):
+    """Predicts the test texts with scores, writes one JSON line per text, and scores them against the gold labels."""
+    predictions = model.predict(test_split["text"], tokenizer, batch_size=batch_size, return_scores=True)
+    gold = [label_vocab.decode(target) for target in test_split["labels"]]
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        for text, predicted, gold_labels in zip(test_split["text"], predictions, gold):
+            record = {
+                "text": text,
+                "labels": [label for label, _ in predicted],
+                "scores": [round(score, 6) for _, score in predicted],
+                "gold": gold_labels,
+            }
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(temporary, path)
+    y_pred = multi_hot(([label_vocab.label2index[label] for label, _ in row] for row in predictions), len(label_vocab))
+    y_true = multi_hot((label_vocab.indices(labels) for labels in gold), len(label_vocab))
+    return predictions, gold, multilabel_scores(y_true, y_pred)
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, SU4MLCTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0].endswith(".json"):
+        # A JSON config file gives the defaults; arguments after it override them.
+        parser.set_defaults(**json.loads(Path(argv[0]).read_text(encoding="utf-8")))
+        argv = argv[1:]
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+        level=logging.INFO if training_args.should_log else logging.WARNING,
+    )
+    transformers.utils.logging.set_verbosity(logging.INFO if training_args.should_log else logging.WARNING)
+    datasets.utils.logging.set_verbosity(logging.WARNING)
+    logger.info(f"su4mlc_hf {su4mlc_hf.__version__}; training arguments {training_args.to_json_string()}")
+
+    last_checkpoint = None
+    if training_args.do_train and training_args.resume_from_checkpoint is None and os.path.isdir(training_args.output_dir):
+        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if last_checkpoint is not None:
+            logger.info(f"Resuming from the last checkpoint in the output folder: {last_checkpoint}")
+    set_seed(training_args.seed)
+
+    raw = load_raw_datasets(data_args)
+    for split, limit in (
+        ("train", data_args.max_train_samples),
+        ("validation", data_args.max_eval_samples),
+        ("test", data_args.max_predict_samples),
+    ):
+        if limit is not None and split in raw:
+            raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+
+    tokenizer = label_vocab = None
+    if model_args.model_name_or_path is not None:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+        config = SU4MLCConfig.from_pretrained(model_args.model_name_or_path)
+        label_vocab = LabelVocabulary.from_id2label(config.id2label)
+    prepared, tokenizer, label_vocab, report = prepare_datasets(
+        raw,
+        tokenizer=tokenizer,
+        label_vocab=label_vocab,
+        max_words=data_args.max_words,
+        overlong=data_args.overlong,
+        label_order=data_args.label_order,
+        vocab_size=data_args.vocab_size,
+        min_frequency=data_args.min_word_frequency,
+    )
+    logger.info(f"Data:\n{report}")
+
+    model = build_model(model_args, tokenizer, label_vocab)
+    logger.info(
+        f"SU4MLC ({model.config.attention} attention): {model.num_parameters():,} parameters, "
+        f"{len(label_vocab)} labels, {len(tokenizer)} words"
+    )
+    trainer = SU4MLCTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=prepared.get("train") if training_args.do_train else None,
+        eval_dataset=prepared.get("validation") if training_args.do_eval or training_args.do_train else None,
+        processing_class=tokenizer,
+        data_collator=SU4MLCDataCollator(shuffle_labels=data_args.label_order == "random", seed=training_args.seed),
+        model_card_kwargs={
+            "dataset_name": data_args.dataset_name or data_args.dataset_dir or data_args.train_file,
+            "training_hyperparameters": {
+                "max_words": f"{data_args.max_words} ({data_args.overlong} longer texts)",
+                "label_order": data_args.label_order,
+                "word_vocab_size": len(tokenizer),
+            },
+        },
+    )
+
+    results: dict[str, dict[str, float]] = {}
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()
+        results["train"] = train_result.metrics
+        trainer.log_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+
+    if training_args.do_eval and "validation" in prepared:
+        results["eval"] = trainer.evaluate()
+        trainer.log_metrics("eval", results["eval"])
+        trainer.save_metrics("eval", results["eval"])
+
+    if training_args.do_predict and "test" in prepared:
+        predictions, gold, scores = write_predictions(
+            trainer.model,
+            tokenizer,
+            prepared["test"],
+            label_vocab,
+            Path(training_args.output_dir) / "predictions.jsonl",
+            training_args.per_device_eval_batch_size,
+        )
+        results["predict"] = {f"predict_{name}": value for name, value in scores.items()}
+        trainer.model_card_kwargs.update(eval_results=scores, eval_split="test")
+        trainer.log_metrics("predict", results["predict"])
+        trainer.save_metrics("predict", results["predict"])
+        for text, predicted, gold_labels in list(zip(prepared["test"]["text"], predictions, gold))[
+            : data_args.num_predictions_to_print
+        ]:
+            shown = ", ".join(f"{label} ({score:.2f})" for label, score in predicted) or "(none)"
+            print(f"\n{text[:160]!r}\n  predicted: {shown}\n  gold:      {', '.join(gold_labels) or '(none)'}")
+
+    if training_args.push_to_hub:
+        trainer.push_to_hub()  # saves the model, writes the card (create_model_card) and uploads the folder
+    else:
+        trainer.create_model_card()
+    return results
+
+
+if __name__ == "__main__":
+    main()

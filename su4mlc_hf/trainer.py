@@ -1,0 +1,140 @@
+"""Training SU4MLC with `Seq2SeqTrainer`: the paper's recipe as defaults, a per-epoch learning-rate decay and the
+multi-label metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+from .label_vocab import LabelVocabulary
+from .metrics import METRIC_NAMES, build_compute_metrics
+from .model_card import build_model_card, save_model_card
+
+
+@dataclass
+class SU4MLCTrainingArguments(Seq2SeqTrainingArguments):
+    """
+    `Seq2SeqTrainingArguments` whose defaults are the paper's recipe: Adam (lr 3e-4, β 0.9/0.999, ε 1e-8; AdamW
+    with weight decay 0 is Adam), batch 64, the learning rate halved after every epoch, gradient clipping 10;
+    evaluation and a checkpoint every epoch, the best checkpoint chosen by validation micro-F1, length-grouped
+    batches, evaluation by generation.
+
+    Args:
+        lr_decay_per_epoch (`float`, *optional*, defaults to 0.5):
+            The learning rate is multiplied by this after every epoch (paper: halved). Set it to 1.0 to use
+            `lr_scheduler_type` instead.
+    """
+
+    lr_decay_per_epoch: float = field(
+        default=0.5,
+        metadata={"help": "Multiply the learning rate by this after every epoch (paper: 0.5); 1.0 uses lr_scheduler_type."},
+    )
+    learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate (paper: 3e-4)."})
+    per_device_train_batch_size: int = field(default=64, metadata={"help": "Training batch size (paper: 64)."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
+    max_grad_norm: float = field(default=10.0, metadata={"help": "Gradient clipping norm (paper: 10)."})
+    lr_scheduler_type: str = field(
+        default="constant", metadata={"help": "Scheduler under the per-epoch decay (used alone when the decay is 1)."}
+    )
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Training epochs."})
+    predict_with_generate: bool = field(default=True, metadata={"help": "Evaluate label sets produced by generate()."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps' or 'epoch'."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to save a checkpoint."})
+    logging_strategy: str = field(default="steps", metadata={"help": "When to log."})
+    logging_steps: float = field(default=20, metadata={"help": "Log every this many steps."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Keep the best checkpoint at the end."})
+    metric_for_best_model: str = field(default="micro_f1", metadata={"help": "Validation metric for the best model."})
+    greater_is_better: bool = field(default=True, metadata={"help": "Whether a higher metric is better."})
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept on disk (the best one is kept)."})
+    train_sampling_strategy: str = field(
+        default="group_by_length", metadata={"help": "'group_by_length' batches texts of similar length together."}
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Keep the `length` column for the length-grouped sampler (the collator ignores extra columns)."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 < self.lr_decay_per_epoch <= 1.0:
+            raise ValueError(f"lr_decay_per_epoch must be in (0, 1], got {self.lr_decay_per_epoch}.")
+
+
+class SU4MLCTrainer(Seq2SeqTrainer):
+    """
+    `Seq2SeqTrainer` for SU4MLC: by default it scores evaluations with the multi-label metrics over the model's label
+    vocabulary; with [`SU4MLCTrainingArguments`] it decays the learning rate by `lr_decay_per_epoch` after every
+    epoch (a step function of the optimizer step, so it resumes exactly from a checkpoint); its model card (written
+    by [`create_model_card`], uploaded by `push_to_hub`) is the SU4MLC card.
+
+    Args:
+        model_card_kwargs (`dict`, *optional*):
+            Passed to [`build_model_card`] (e.g. `dataset_name`, `eval_results`, `eval_split`); without
+            `eval_results` the card reports the last evaluation in the trainer's log. Can be updated after training.
+        args, kwargs: as for `Seq2SeqTrainer`.
+    """
+
+    def __init__(self, *args, model_card_kwargs: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_card_kwargs = dict(model_card_kwargs or {})
+        if self.compute_metrics is None and self.args.predict_with_generate:
+            self.compute_metrics = build_compute_metrics(LabelVocabulary.from_id2label(self.model.config.id2label))
+
+    def recipe_hyperparameters(self) -> dict:
+        """The training recipe as the model card reports it."""
+        args = self.args
+        return {
+            "optimizer": f"Adam (β1={args.adam_beta1}, β2={args.adam_beta2}, ε={args.adam_epsilon}), "
+            f"weight decay {args.weight_decay}",
+            "learning_rate": args.learning_rate,
+            "lr_decay_per_epoch": getattr(args, "lr_decay_per_epoch", None),
+            "train_batch_size": self.get_total_train_batch_size(args),
+            "num_train_epochs": args.num_train_epochs,
+            "max_steps": args.max_steps,
+            "max_grad_norm": args.max_grad_norm,
+            "train_sampling_strategy": args.train_sampling_strategy,
+            "seed": args.seed,
+        }
+
+    def create_model_card(self, **kwargs) -> None:
+        """Writes the SU4MLC model card to `output_dir/README.md` (in place of the Trainer's generic draft, which is
+        what `push_to_hub` would otherwise upload). `kwargs` from `push_to_hub` are accepted and ignored."""
+        if not self.is_world_process_zero():
+            return
+        card_kwargs = dict(self.model_card_kwargs)
+        card_kwargs["training_hyperparameters"] = {
+            **self.recipe_hyperparameters(),
+            **card_kwargs.get("training_hyperparameters", {}),
+        }
+        if card_kwargs.get("eval_results") is None:
+            evaluations = [entry for entry in self.state.log_history if f"eval_{METRIC_NAMES[0]}" in entry]
+            if evaluations:
+                card_kwargs["eval_results"] = evaluations[-1]
+                card_kwargs["eval_split"] = "validation"
+        card_kwargs.setdefault("repo_id", self.hub_model_id)
+        card = build_model_card(self.accelerator.unwrap_model(self.model), **card_kwargs)
+        save_model_card(card, self.args.output_dir)
+
+    def set_initial_training_values(self, args, dataloader):
+        values = super().set_initial_training_values(args, dataloader)
+        self._update_steps_per_epoch = values[1]
+        return values
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        decay = getattr(self.args, "lr_decay_per_epoch", 1.0)
+        if self.lr_scheduler is None and decay != 1.0:
+            steps_per_epoch = self._update_steps_per_epoch
+            self.lr_scheduler = LambdaLR(
+                optimizer if optimizer is not None else self.optimizer,
+                lambda step: decay ** (step // steps_per_epoch),
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
+__all__ = ["SU4MLCTrainer", "SU4MLCTrainingArguments"]
