@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification  # noqa: E402
+from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification, SU4MLCTokenizer  # noqa: E402
 
 TESTS_DIR = Path(__file__).parent
 DATA_DIR = TESTS_DIR / "data"
@@ -48,6 +47,21 @@ def tiny_model(seed: int = 0, **overrides) -> SU4MLCForMultiLabelClassification:
     return SU4MLCForMultiLabelClassification(tiny_config(**overrides)).eval()
 
 
-@pytest.fixture
-def goemotions_dir() -> Path:
-    return DATA_DIR / "goemotions"
+def goemotions_train_texts() -> list[str]:
+    """The texts of the GoEmotions test sample's training split (`text <TAB> labels <TAB> id` lines)."""
+    lines = (DATA_DIR / "goemotions" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    return [line.split("\t")[0] for line in lines]
+
+
+def save_tiny_model_and_tokenizer(folder: Path, seed: int = 0):
+    """A tiny untrained model and a word tokenizer trained on GoEmotions texts, saved together in `folder`.
+
+    The vocabulary is capped at the model's `source_vocab_size`, so every word id is one the model embeds.
+    """
+    model = tiny_model(seed=seed)
+    tokenizer = SU4MLCTokenizer.train_from_texts(
+        goemotions_train_texts(), vocab_size=model.config.source_vocab_size
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model, tokenizer

@@ -16,7 +16,8 @@ from huggingface_hub.hf_api import RepoUrl
 
 from su4mlc_hf import build_model_card, push_model_card
 
-from .test_pipeline import TEXTS, save_tiny_model_and_tokenizer
+from .conftest import save_tiny_model_and_tokenizer
+from .test_pipeline import TEXTS
 
 REPO_ID = "user/su4mlc-test"
 

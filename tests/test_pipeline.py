@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from su4mlc_hf import SU4MLC_PIPELINE_TASK, SU4MLCMultiLabelPipeline
-from su4mlc_hf.tokenization_su4mlc import SU4MLCTokenizer
 
-from .conftest import DATA_DIR, tiny_model
+from .conftest import save_tiny_model_and_tokenizer
 
 TEXTS = [
     "Thank you so much, this made my day!",
@@ -19,26 +16,6 @@ TEXTS = [
     "ok",
     "What a wonderful, surprising and slightly scary story about 3 dogs and 1,000 cats in the city.",
 ]
-
-
-def goemotions_train_texts() -> list[str]:
-    """The texts of the GoEmotions test sample's training split (`text <TAB> labels <TAB> id` lines)."""
-    lines = (DATA_DIR / "goemotions" / "train.tsv").read_text(encoding="utf-8").splitlines()
-    return [line.split("\t")[0] for line in lines]
-
-
-def save_tiny_model_and_tokenizer(folder: Path, seed: int = 0):
-    """A tiny untrained model and a word tokenizer trained on GoEmotions texts, saved together in `folder`.
-
-    The vocabulary is capped at the model's `source_vocab_size`, so every word id is one the model embeds.
-    """
-    model = tiny_model(seed=seed)
-    tokenizer = SU4MLCTokenizer.train_from_texts(
-        goemotions_train_texts(), vocab_size=model.config.source_vocab_size
-    )
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return model, tokenizer
 
 
 @pytest.fixture(scope="module")
