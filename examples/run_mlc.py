@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         trainer.log_metrics("eval", results["eval"])
         trainer.save_metrics("eval", results["eval"])
 
-    if training_args.do_predict and "test" in prepared:
+    # Prediction writes one file from the trained model: in a data-parallel run the main process does it alone.
+    if training_args.do_predict and "test" in prepared and trainer.is_world_process_zero():
         predictions, gold, scores = write_predictions(
             trainer.model,
             tokenizer,

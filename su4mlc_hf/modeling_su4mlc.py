@@ -473,7 +473,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             num_beams=5,
             no_repeat_ngram_size=1,
             suppress_tokens=[PAD_ID, BOS_ID],
-            max_new_tokens=config.max_labels + 1,
+            max_length=config.max_labels + 2,  # BOS, the labels, EOS
             bos_token_id=BOS_ID,
             eos_token_id=EOS_ID,
             pad_token_id=PAD_ID,

@@ -52,6 +52,9 @@ class SU4MLCTrainingArguments(Seq2SeqTrainingArguments):
     train_sampling_strategy: str = field(
         default="group_by_length", metadata={"help": "'group_by_length' batches texts of similar length together."}
     )
+    ddp_find_unused_parameters: bool = field(
+        default=False, metadata={"help": "Every parameter takes part in the loss, so DDP need not search for unused ones."}
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Keep the `length` column for the length-grouped sampler (the collator ignores extra columns)."},

@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification, SU4MLCTokenizer  # noqa: E402
+from su4mlc_hf.label_vocab import PAD_ID  # noqa: E402
 
 TESTS_DIR = Path(__file__).parent
 DATA_DIR = TESTS_DIR / "data"
@@ -45,6 +46,16 @@ def tiny_config(**overrides) -> SU4MLCConfig:
 def tiny_model(seed: int = 0, **overrides) -> SU4MLCForMultiLabelClassification:
     torch.manual_seed(seed)
     return SU4MLCForMultiLabelClassification(tiny_config(**overrides)).eval()
+
+
+def random_batch(lengths, vocab_size=60, seed=0):
+    """Right-padded word ids and mask for texts of the given lengths (no PAD inside a text)."""
+    generator = torch.Generator().manual_seed(seed)
+    width = max(max(lengths), 1)
+    input_ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        input_ids[row, :length] = torch.randint(2, vocab_size, (length,), generator=generator)
+    return input_ids, input_ids.ne(PAD_ID).long()
 
 
 def goemotions_train_texts() -> list[str]:

@@ -8,17 +8,7 @@ import torch
 from su4mlc_hf import SU4MLCConfig, SU4MLCDecoderCache
 from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, PAD_ID
 
-from .conftest import ATTENTION_TYPES, AUTHORS_CODE_SWITCHES, tiny_model
-
-
-def random_batch(lengths, vocab_size=60, seed=0):
-    """Right-padded word ids and mask for texts of the given lengths (no PAD inside a text)."""
-    generator = torch.Generator().manual_seed(seed)
-    width = max(max(lengths), 1)
-    input_ids = torch.zeros(len(lengths), width, dtype=torch.long)
-    for row, length in enumerate(lengths):
-        input_ids[row, :length] = torch.randint(2, vocab_size, (length,), generator=generator)
-    return input_ids, input_ids.ne(PAD_ID).long()
+from .conftest import ATTENTION_TYPES, AUTHORS_CODE_SWITCHES, random_batch, tiny_model
 
 
 TARGETS = torch.tensor([[3, 5, EOS_ID], [4, EOS_ID, -100], [EOS_ID, -100, -100]])
@@ -170,7 +160,7 @@ def test_generation_config_defaults():
     assert config.num_beams == 5
     assert config.no_repeat_ngram_size == 1
     assert config.suppress_tokens == [PAD_ID, BOS_ID]
-    assert config.max_new_tokens == model.config.max_labels + 1
+    assert config.max_length == model.config.max_labels + 2 and config.max_new_tokens is None
 
 
 def test_transition_scores_index_the_label_vocabulary():
