@@ -16,7 +16,7 @@ from huggingface_hub.hf_api import RepoUrl
 
 from su4mlc_hf import build_model_card, push_model_card
 
-from .conftest import save_tiny_model_and_tokenizer
+from .conftest import DATA_DIR, save_tiny_model_and_tokenizer
 from .test_pipeline import TEXTS
 
 REPO_ID = "user/su4mlc-test"
@@ -62,8 +62,9 @@ print(json.dumps({
 
 @pytest.fixture
 def local_hub(tmp_path, monkeypatch):
-    """Stands in for the Hub: `HfApi.create_repo` / `HfApi.create_commit` (which `upload_file` and transformers'
-    `push_to_hub` go through) write into `tmp_path / "hub" / repo_id`, and model cards are read back from there.
+    """Stands in for the Hub: `HfApi.create_repo` / `HfApi.create_commit` (which `upload_file`, `upload_folder` and
+    transformers' `push_to_hub` go through) write into `tmp_path / "hub" / repo_id`, model cards are read back from
+    there, and a README's metadata is validated by parsing it (the Hub's `validate-yaml` service).
 
     Returns the folder of the Hub and the list of commits, as `(commit_message, paths_in_repo)`.
     """
@@ -104,7 +105,15 @@ def local_hub(tmp_path, monkeypatch):
             raise LocalEntryNotFoundError(f"{filename} is not in the local hub's {repo_id}")
         return str(path)
 
+    def validate_yaml(self, content, *, repo_type=None, token=None):
+        # The Hub checks a README's metadata before `upload_folder` uploads it; here it must at least parse.
+        ModelCard(content)
+
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "_validate_yaml", validate_yaml)
+    # With `hf_xet` installed, `upload_folder` streams through an upload pipeline that talks to the Hub before
+    # committing; without it, it commits through `create_commit`, the call this fake Hub answers.
+    monkeypatch.setattr("huggingface_hub.hf_api.is_xet_available", lambda: False)
     monkeypatch.setattr(HfApi, "create_commit", create_commit)
     monkeypatch.setattr("huggingface_hub.repocard.hf_hub_download", download_card)
     return hub, commits
@@ -171,3 +180,33 @@ def test_pushed_repository_loads_and_generates_without_the_package(tmp_path, loc
     assert [score for scored in loaded["predictions"] for _, score in scored] == pytest.approx(
         [score for scored in expected for _, score in scored], abs=1e-6
     )
+
+
+def test_run_mlc_push_to_hub_uploads_the_su4mlc_card_and_code(tmp_path, local_hub):
+    """The Trainer route: `run_mlc.py --push_to_hub` sends weights, tokenizer, generation config, code files and
+    the SU4MLC card (not the Trainer's generic draft), and the repository loads without the package."""
+    from .test_run_mlc import TINY_MODEL_ARGS, run_mlc
+
+    hub, _ = local_hub
+    run_mlc.main(
+        ["--dataset_dir", str(DATA_DIR / "goemotions"), "--dataset_format", "goemotions",
+         "--output_dir", str(tmp_path / "out"), "--do_train", "--do_predict", "--max_steps", "3",
+         "--max_predict_samples", "20", "--eval_strategy", "no", "--save_strategy", "no",
+         "--load_best_model_at_end", "false", "--push_to_hub", "--hub_model_id", REPO_ID, *TINY_MODEL_ARGS]
+    )  # fmt: skip
+    repo = hub / REPO_ID
+    files = {path.name for path in repo.iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "README.md",
+            "configuration_su4mlc.py", "modeling_su4mlc.py", "label_vocab.py"} <= files  # fmt: skip
+    card = ModelCard.load(repo / "README.md")
+    assert "su4mlc" in card.data.tags and "Lin et al." in card.text and REPO_ID in card.text
+    assert {result.metric_type for result in card.data.eval_results} >= {"micro_f1", "hamming_loss"}
+
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    environment.pop("PYTHONPATH", None)
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", LOAD_WITHOUT_PACKAGE, str(repo), json.dumps(TEXTS)],
+        cwd=tmp_path, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout.strip().splitlines()[-1])["model_module"].startswith("transformers_modules.")
