@@ -102,6 +102,10 @@ class DataArguments:
     )
     vocab_size: int = field(default=50_000, metadata={"help": "Word vocabulary size (paper: 50k)."})
     min_word_frequency: int = field(default=1, metadata={"help": "Rarer training words become UNK."})
+    max_label_vocab: int | None = field(
+        default=None,
+        metadata={"help": "Fail if the training data has more distinct labels (e.g. from a wrong --label_delimiter)."},
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training texts."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation texts."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only this many test texts."})
@@ -219,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         label_order=data_args.label_order,
         vocab_size=data_args.vocab_size,
         min_frequency=data_args.min_word_frequency,
+        max_label_vocab=data_args.max_label_vocab,
     )
     logger.info(f"Data:\n{report}")
 

@@ -572,14 +572,26 @@ def _column_batches(dataset: Dataset, column: str, batch_size: int = 10_000) -> 
         yield batch[column]
 
 
-def _clean_batch(batch: dict[str, list], word_counter: SU4MLCTokenizer) -> dict[str, list]:
+def _clean_batch(
+    batch: dict[str, list], word_counter: SU4MLCTokenizer, truncate_to: int | None
+) -> dict[str, list]:
     texts = [text or "" for text in batch[TEXT_COLUMN]]
     # Order-preserving deduplication: a label counts once per example.
     label_sets = [list(dict.fromkeys(str(label) for label in labels or [])) for labels in batch[LABELS_COLUMN]]
+    counted = word_counter(
+        texts, return_attention_mask=False, return_length=True, return_offsets_mapping=truncate_to is not None
+    )
+    if truncate_to is not None:
+        # Cut each over-long text after the last character of its last kept word, so that the word vocabulary, the
+        # input ids and the `text` column (which predictions read) all hold the same words.
+        texts = [
+            text[: offsets[truncate_to - 1][1]] if len(offsets) > truncate_to else text
+            for text, offsets in zip(texts, counted["offset_mapping"])
+        ]
     return {
         TEXT_COLUMN: texts,
         LABELS_COLUMN: label_sets,
-        "num_words": word_counter(texts, return_attention_mask=False, return_length=True)["length"],
+        "num_words": counted["length"],
         "num_labels": [len(labels) for labels in label_sets],
     }
 
@@ -624,6 +636,7 @@ def prepare_datasets(
     vocab_size: int = 50_000,
     min_frequency: int = 1,
     train_split: str = "train",
+    max_label_vocab: int | None = None,
 ) -> tuple[DatasetDict, SU4MLCTokenizer, LabelVocabulary, PreparationReport]:
     """Applies the SU4MLC preprocessing and tokenises every split.
 
@@ -631,7 +644,8 @@ def prepare_datasets(
 
     1. Texts with no word (empty, whitespace only, null) are dropped and counted.
     2. Texts of more than `max_words` words are dropped (the paper, `overlong="drop"`) or cut to their first
-       `max_words` words (`overlong="truncate"`); the same rule holds for every split, so with `"drop"` the
+       `max_words` words (`overlong="truncate"`: the `text` column is cut too, so the words past the limit enter
+       neither the word vocabulary nor predictions); the same rule holds for every split, so with `"drop"` the
        evaluation splits lose their over-long texts too, as in the paper. A word is a token of the tokenizer.
     3. Label sets are deduplicated; an empty label set is kept (and counted).
 
@@ -652,6 +666,9 @@ def prepare_datasets(
         vocab_size (`int`, *optional*, defaults to 50000): word vocabulary size, `<pad>` and `<unk>` included.
         min_frequency (`int`, *optional*, defaults to 1): rarer train words are left out of the vocabulary.
         train_split (`str`, *optional*, defaults to `"train"`): the split the vocabularies are built from.
+        max_label_vocab (`int`, *optional*):
+            Most distinct labels the train split may have when the label vocabulary is built from it; more raise
+            a `ValueError` (a safeguard against, e.g., a wrong label delimiter turning label sets into labels).
 
     Returns:
         `(prepared, tokenizer, label_vocab, report)`. Each prepared split has the columns `text`,
@@ -660,6 +677,8 @@ def prepare_datasets(
 
     Raises:
         `UnknownLabelError`: `label_vocab` is given and the train split has a label it does not know.
+        `ValueError`: a vocabulary is to be built from the train split and no example is left in it, or none
+        has a label, or it has more than `max_label_vocab` labels.
     """
     if overlong not in OVERLONG_ACTIONS:
         raise ValueError(f"overlong must be one of {OVERLONG_ACTIONS}, got {overlong!r}.")
@@ -679,7 +698,10 @@ def prepare_datasets(
     kept_splits, reports = {}, {}
     for split, dataset in raw.items():
         cleaned = dataset.map(
-            _clean_batch, batched=True, fn_kwargs={"word_counter": word_counter}, desc=f"Counting words ({split})"
+            _clean_batch,
+            batched=True,
+            fn_kwargs={"word_counter": word_counter, "truncate_to": max_words if overlong == "truncate" else None},
+            desc=f"Counting words ({split})",
         )
         counts = cleaned.with_format("numpy", columns=["num_words", "num_labels"])[:]
         num_words = counts["num_words"]
@@ -695,9 +717,22 @@ def prepare_datasets(
         )
         kept_splits[split] = kept
 
+    if tokenizer is None or label_vocab is None:
+        train_report = reports[train_split]
+        if train_report.num_kept == 0:
+            raise ValueError(
+                f"Split {train_split!r} has no example left to build the vocabularies from: of its "
+                f"{train_report.num_examples} examples, {train_report.empty_texts} have no word and "
+                f"{train_report.overlong_texts} have more than {max_words} words."
+            )
+        if label_vocab is None and train_report.empty_label_sets == train_report.num_kept:
+            raise ValueError(
+                f"Split {train_split!r} has no label at all (every label set is empty): check the labels column "
+                "and the label delimiter."
+            )
     if label_vocab is None:
         label_vocab = LabelVocabulary.from_label_lists(
-            chain.from_iterable(_column_batches(kept_splits[train_split], LABELS_COLUMN))
+            chain.from_iterable(_column_batches(kept_splits[train_split], LABELS_COLUMN)), max_labels=max_label_vocab
         )
     if tokenizer is None:
         tokenizer = SU4MLCTokenizer.train_from_texts(

@@ -1,17 +1,34 @@
 """Training SU4MLC with `Seq2SeqTrainer`: the paper's recipe as defaults, a per-epoch learning-rate decay and the
-multi-label metrics."""
+multi-label metrics; checkpoints written atomically, no pickle in saved folders, length-grouped batches in an order
+that resumes exactly."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .label_vocab import LabelVocabulary
 from .metrics import METRIC_NAMES, build_compute_metrics
 from .model_card import build_model_card, save_model_card
+from .modeling_su4mlc import unreadable_weights_error
+
+# A checkpoint is written into `_tmp-checkpoint-N/checkpoint-N`, then renamed to `checkpoint-N`. Names starting with
+# `_tmp-` are invisible to `get_last_checkpoint` and `save_total_limit` (they look for `checkpoint-*`) and to the
+# Trainer's Hub uploads of the output folder (which skip `_*`).
+CHECKPOINT_STAGING_PREFIX = f"_tmp-{PREFIX_CHECKPOINT_DIR}-"
+# The training arguments as JSON, in place of the pickled `training_args.bin` transformers writes.
+TRAINING_ARGS_JSON_NAME = "training_args.json"
 
 
 @dataclass
@@ -66,12 +83,41 @@ class SU4MLCTrainingArguments(Seq2SeqTrainingArguments):
             raise ValueError(f"lr_decay_per_epoch must be in (0, 1], got {self.lr_decay_per_epoch}.")
 
 
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """
+    `LengthGroupedSampler` whose order is drawn from `seed + epoch` instead of the global torch RNG.
+
+    transformers' own sampler draws each epoch's order from the global RNG when the epoch starts. A run resumed in
+    the middle of epoch e > 0 starts from a freshly seeded RNG (the checkpoint's RNG state is restored only after
+    the skipped batches), so it would draw another order than the interrupted run and skip the wrong batches. Here
+    the order depends on the epoch alone, which the Trainer passes through `set_epoch` before every epoch.
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
 class SU4MLCTrainer(Seq2SeqTrainer):
     """
     `Seq2SeqTrainer` for SU4MLC: by default it scores evaluations with the multi-label metrics over the model's label
     vocabulary; with [`SU4MLCTrainingArguments`] it decays the learning rate by `lr_decay_per_epoch` after every
     epoch (a step function of the optimizer step, so it resumes exactly from a checkpoint); its model card (written
     by [`create_model_card`], uploaded by `push_to_hub`) is the SU4MLC card.
+
+    Reliability: a checkpoint folder `checkpoint-N` appears only once complete (written under `_tmp-checkpoint-N/`,
+    then renamed), so a run killed while saving resumes from the previous checkpoint; saved folders hold
+    `training_args.json` instead of the pickled `training_args.bin` (nothing reads it back, resuming included);
+    length-grouped batches come in an order drawn from the seed and the epoch, so that resuming in the middle of any
+    epoch gives the weights of the uninterrupted run.
 
     Args:
         model_card_kwargs (`dict`, *optional*):
@@ -81,6 +127,8 @@ class SU4MLCTrainer(Seq2SeqTrainer):
     """
 
     def __init__(self, *args, model_card_kwargs: dict | None = None, **kwargs):
+        # Set while `_save_checkpoint` runs: the folder the Trainer then writes `checkpoint-N` into.
+        self._checkpoint_staging_dir: str | None = None
         super().__init__(*args, **kwargs)
         self.model_card_kwargs = dict(model_card_kwargs or {})
         if self.compute_metrics is None and self.args.predict_with_generate:
@@ -138,6 +186,81 @@ class SU4MLCTrainer(Seq2SeqTrainer):
             )
             self._created_lr_scheduler = True
         return super().create_scheduler(num_training_steps, optimizer)
+
+    def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths, seed=seed)
+        return sampler
+
+    def _get_output_dir(self, trial) -> str:
+        if self._checkpoint_staging_dir is not None:
+            return self._checkpoint_staging_dir
+        return super()._get_output_dir(trial)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # The upload runs in the background: it must read the checkpoint where it stays, after the rename.
+        if self._checkpoint_staging_dir is None:
+            super()._push_from_checkpoint(checkpoint_folder)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """
+        The Trainer's checkpoint, written into `_tmp-checkpoint-N/checkpoint-N` and renamed to `checkpoint-N` once
+        complete (a rename is atomic), then pushed and rotated as the Trainer does. A process killed while saving
+        leaves a `_tmp-` folder, which the next save removes, and never a partial `checkpoint-N`.
+        """
+        run_dir = self._get_output_dir(trial)
+        checkpoint_name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        checkpoint_dir = os.path.join(run_dir, checkpoint_name)
+        staging_dir = os.path.join(run_dir, f"{CHECKPOINT_STAGING_PREFIX}{self.state.global_step}")
+        staged_checkpoint_dir = os.path.join(staging_dir, checkpoint_name)
+        if self.args.should_save:
+            for stale in Path(run_dir).glob(f"{CHECKPOINT_STAGING_PREFIX}*"):  # left by a run killed while saving
+                shutil.rmtree(stale)
+        self.accelerator.wait_for_everyone()  # no process writes into the staging folder before it is clean
+        self._checkpoint_staging_dir = staging_dir
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._checkpoint_staging_dir = None
+        if self.state.best_model_checkpoint == staged_checkpoint_dir:
+            # The Trainer recorded the best checkpoint where it wrote it; record where it will stay.
+            self.state.best_model_checkpoint = checkpoint_dir
+            if self.args.should_save:
+                self.state.save_to_json(os.path.join(staged_checkpoint_dir, TRAINER_STATE_NAME))
+        self.accelerator.wait_for_everyone()  # every process has written its files (e.g. its RNG state)
+        if self.args.should_save:
+            if os.path.isdir(checkpoint_dir):
+                # Saved again at the same step (a rerun in the same output folder): move the old one out of the way
+                # by a rename too, so that `checkpoint-N` is never a half-deleted folder.
+                os.replace(checkpoint_dir, os.path.join(staging_dir, "replaced"))
+            os.replace(staged_checkpoint_dir, checkpoint_dir)
+            shutil.rmtree(staging_dir)
+        if self.args.push_to_hub:
+            self._push_from_checkpoint(checkpoint_dir)
+        if self.args.should_save:
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        try:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+        except SafetensorError as error:
+            raise unreadable_weights_error(os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME), error) from error
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            # transformers pickles the arguments to `training_args.bin`, which nothing reads back (resuming reads
+            # `trainer_state.json`) and which could only be read by unpickling. Saved folders hold them as JSON.
+            output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
+            (output_dir / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+            (output_dir / TRAINING_ARGS_JSON_NAME).write_text(self.args.to_json_string(), encoding="utf-8")
 
 
 __all__ = ["SU4MLCTrainer", "SU4MLCTrainingArguments"]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
+from safetensors.torch import load_file
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -76,3 +81,99 @@ def save_tiny_model_and_tokenizer(folder: Path, seed: int = 0):
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return model, tokenizer
+
+
+# Put before a script run by `run_without_package`: makes `su4mlc_hf` unimportable whatever way it is installed
+# (editable finder, site-packages, path), and checks that it is.
+HIDE_SU4MLC_HF = r"""
+import importlib.abc
+import sys
+
+
+class HideSU4MLC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "su4mlc_hf":
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, HideSU4MLC())
+try:
+    import su4mlc_hf
+except ModuleNotFoundError:
+    pass
+else:
+    sys.exit("su4mlc_hf is importable: the test would not show what happens without it")
+"""
+
+
+def run_without_package(script: str, *args: str, folder: Path) -> subprocess.CompletedProcess:
+    """Runs `script` with `args` in a fresh interpreter where `su4mlc_hf` cannot be imported, in `folder`, offline.
+
+    `-I` drops PYTHONPATH, the user site-packages and the current folder from `sys.path`; stdin is closed, so a
+    "run the custom code?" prompt fails instead of waiting.
+    """
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(folder / "hf_home")}
+    environment.pop("PYTHONPATH", None)
+    return subprocess.run(
+        [sys.executable, "-I", "-c", HIDE_SU4MLC_HF + script, *args],
+        cwd=folder,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def seeded_run_argv(output_dir: Path) -> list[str]:
+    """`examples/run_mlc.py` arguments of a short seeded run on the GoEmotions sample, for the resume and
+    determinism tests: 3 epochs of 10 steps with dropout on, a log line per step, a checkpoint every 12 steps (so in
+    the middle of epochs 2 and 3), evaluation and prediction at the end."""
+    from .test_run_mlc import TINY_MODEL_ARGS  # imported here: test_run_mlc loads the script when imported
+
+    return [
+        "--dataset_dir", str(DATA_DIR / "goemotions"), "--dataset_format", "goemotions",
+        "--output_dir", str(output_dir), "--do_train", "--do_eval", "--do_predict",
+        "--max_train_samples", "80", "--max_eval_samples", "20", "--max_predict_samples", "20",
+        "--num_train_epochs", "3", "--dropout", "0.2", "--save_strategy", "steps", "--save_steps", "12",
+        "--eval_strategy", "no", "--load_best_model_at_end", "false", *TINY_MODEL_ARGS, "--logging_steps", "1",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def seeded_run(tmp_path_factory) -> tuple[Path, dict]:
+    """The seeded run of `seeded_run_argv`, uninterrupted: its output folder and the results `main()` returned."""
+    from .test_run_mlc import run_mlc
+
+    output_dir = tmp_path_factory.mktemp("seeded_run") / "out"
+    return output_dir, run_mlc.main(seeded_run_argv(output_dir))
+
+
+def timing_free(metrics: dict[str, float]) -> dict[str, float]:
+    """`metrics` without the wall-clock measures (`*_runtime`, `*_per_second`), which no two runs share."""
+    return {name: value for name, value in metrics.items() if not name.endswith(("_runtime", "_per_second"))}
+
+
+def training_log(output_dir: Path) -> list[dict]:
+    """The per-step entries (loss, gradient norm, learning rate) of a finished run's `trainer_state.json`."""
+    log_history = json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))["log_history"]
+    return [entry for entry in log_history if "loss" in entry]
+
+
+def assert_same_outcome(output_dir: Path, results: dict, reference_dir: Path, reference_results: dict) -> None:
+    """Two runs of `seeded_run_argv` end alike: final weights bit for bit, per-step training log, evaluation and test
+    scores, predictions file."""
+    assert_same_weights(output_dir, reference_dir)
+    assert training_log(output_dir) == training_log(reference_dir)
+    assert timing_free(results["eval"]) == timing_free(reference_results["eval"])
+    assert results["predict"] == reference_results["predict"]
+    assert (output_dir / "predictions.jsonl").read_text() == (reference_dir / "predictions.jsonl").read_text()
+
+
+def assert_same_weights(folder: Path, reference_folder: Path) -> None:
+    """The `model.safetensors` of both folders hold the same tensors, bit for bit."""
+    weights, reference = load_file(folder / "model.safetensors"), load_file(reference_folder / "model.safetensors")
+    assert weights.keys() == reference.keys()
+    different = [name for name in reference if not torch.equal(weights[name], reference[name])]
+    assert not different, f"{folder} and {reference_folder} differ in {different}"

@@ -83,9 +83,10 @@ def test_short_and_empty_texts_work():
 
 def reference_greedy(model, input_ids, attention_mask, max_new_tokens):
     """Greedy decoding written out by hand: rerun the decoder over the whole prefix at every step, ban PAD, BOS and
-    every label already emitted, stop at EOS."""
+    every label already emitted, stop at EOS, which the last step must emit (so at most `max_new_tokens - 1`
+    labels)."""
     sequence = [BOS_ID]
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         logits = model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -94,7 +95,7 @@ def reference_greedy(model, input_ids, attention_mask, max_new_tokens):
         ).logits[0, -1]
         banned = [PAD_ID, BOS_ID] + sequence
         logits[banned] = float("-inf")
-        sequence.append(int(logits.argmax()))
+        sequence.append(EOS_ID if step == max_new_tokens - 1 else int(logits.argmax()))
         if sequence[-1] == EOS_ID:
             break
     return sequence

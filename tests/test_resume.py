@@ -1,0 +1,108 @@
+"""Interrupted training: `examples/run_mlc.py` killed between checkpoints, or failing in the middle of a save,
+resumes from its last complete checkpoint when started again with the same `--output_dir`, and ends exactly where
+the uninterrupted run ends (on CPU, same seed: bit-identical weights, no tolerance)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers.trainer_utils import get_last_checkpoint
+
+from su4mlc_hf.trainer import CHECKPOINT_STAGING_PREFIX, SU4MLCTrainer
+
+from .conftest import REPO_ROOT, assert_same_outcome, assert_same_weights, seeded_run_argv
+from .test_run_mlc import run_mlc
+
+# The seeded run: 3 epochs of 10 steps, checkpoints at steps 12, 24 and 30.
+FIRST_CHECKPOINT, SECOND_CHECKPOINT, LAST_STEP = 12, 24, 30
+
+
+def resume(output_dir: Path, argv: list[str], caplog) -> dict:
+    """Starts the run again in `output_dir`, checks that it resumed from the last checkpoint, returns its results."""
+    last_checkpoint = get_last_checkpoint(output_dir)
+    with caplog.at_level(logging.INFO, logger="run_mlc"):
+        results = run_mlc.main(argv)
+    assert f"Resuming from the last checkpoint in the output folder: {last_checkpoint}" in caplog.text
+    assert not list(output_dir.glob(f"{CHECKPOINT_STAGING_PREFIX}*"))  # the next save cleaned up
+    return results
+
+
+def test_killed_between_checkpoints_resumes_to_the_uninterrupted_weights(seeded_run, tmp_path, caplog):
+    reference_dir, reference_results = seeded_run
+    output_dir = tmp_path / "out"
+    argv = seeded_run_argv(output_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-u", str(REPO_ROOT / "examples" / "run_mlc.py"), *argv],
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, steps_logged = [], 0
+    try:
+        for line in process.stdout:
+            output.append(line)
+            steps_logged += line.startswith("{'loss'")  # one log line per step
+            # Two steps past the first checkpoint, ten before the next one: kill -9.
+            if steps_logged >= FIRST_CHECKPOINT + 2 and (output_dir / f"checkpoint-{FIRST_CHECKPOINT}").is_dir():
+                os.kill(process.pid, signal.SIGKILL)
+                break
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL, "".join(output[-30:])
+    # Killed before training ended. A slow kill may land after the second checkpoint: still between two.
+    assert not (output_dir / "model.safetensors").exists()
+    assert get_last_checkpoint(output_dir) in {
+        str(output_dir / f"checkpoint-{step}") for step in (FIRST_CHECKPOINT, SECOND_CHECKPOINT)
+    }
+
+    results = resume(output_dir, argv, caplog)
+    assert_same_outcome(output_dir, results, reference_dir, reference_results)
+
+
+def test_failure_in_the_middle_of_a_save_leaves_the_previous_checkpoint_last(tmp_path, monkeypatch, caplog):
+    """The save at step 24 fails after the weights and the optimizer are written, before the RNG and trainer states:
+    no `checkpoint-24` exists. (transformers alone leaves one, with weights but no `trainer_state.json`, which
+    `get_last_checkpoint` picks and resuming fails on.) With best-model tracking and `save_total_limit`, which must
+    see only complete checkpoints, where they stay."""
+    output_dir = tmp_path / "out"
+    argv = [
+        *seeded_run_argv(output_dir), "--eval_strategy", "steps", "--eval_steps", str(FIRST_CHECKPOINT),
+        "--load_best_model_at_end", "true", "--metric_for_best_model", "loss", "--greater_is_better", "false",
+        "--save_total_limit", "1",
+    ]  # fmt: skip
+    save_rng_state = SU4MLCTrainer._save_rng_state
+
+    def fail_at_the_second_checkpoint(trainer, checkpoint_dir):
+        if trainer.state.global_step == SECOND_CHECKPOINT:
+            raise OSError("No space left on device (simulated)")
+        save_rng_state(trainer, checkpoint_dir)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SU4MLCTrainer, "_save_rng_state", fail_at_the_second_checkpoint)
+        with pytest.raises(OSError, match="simulated"):
+            run_mlc.main(argv)
+    staged = output_dir / f"{CHECKPOINT_STAGING_PREFIX}{SECOND_CHECKPOINT}" / f"checkpoint-{SECOND_CHECKPOINT}"
+    assert (staged / "model.safetensors").is_file() and not (staged / "trainer_state.json").exists()
+    first_checkpoint = output_dir / f"checkpoint-{FIRST_CHECKPOINT}"
+    assert get_last_checkpoint(output_dir) == str(first_checkpoint)
+    # The first evaluation is the best so far, recorded where its checkpoint stays (not in the staging folder).
+    state = json.loads((first_checkpoint / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"] == str(first_checkpoint)
+
+    resume(output_dir, argv, caplog)
+    best_checkpoint = Path(json.loads((output_dir / "trainer_state.json").read_text())["best_model_checkpoint"])
+    # save_total_limit=1 with load_best_model_at_end keeps the best checkpoint only, and the final model is its.
+    assert sorted(output_dir.glob("checkpoint-*")) == [best_checkpoint]
+    assert_same_weights(output_dir, best_checkpoint)
