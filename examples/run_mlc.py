@@ -143,6 +143,30 @@ def load_raw_datasets(data_args: DataArguments) -> datasets.DatasetDict:
     return load_multilabel_dataset(files, cache_dir=data_args.cache_dir, **options)
 
 
+# How the model card names and describes the releases that have a loader of their own.
+KNOWN_DATASETS = {
+    "goemotions": dict(
+        dataset_name="GoEmotions",
+        dataset_id="google-research-datasets/go_emotions",
+        dataset_description="Demszky et al., ACL 2020: English Reddit comments labelled with 27 emotions and neutral; "
+        "the official train/dev/test splits, CC BY 4.0.",
+    ),
+    "reuters_modapte": dict(
+        dataset_name="Reuters-21578 ModApte",
+        dataset_description="Lewis, 1997: Reuters newswire, the ModApte split, the 90 topics with at least one "
+        "training and one test document; research use only.",
+    ),
+}
+
+
+def dataset_card_fields(data_args: DataArguments) -> dict:
+    if data_args.dataset_format in KNOWN_DATASETS:
+        return KNOWN_DATASETS[data_args.dataset_format]
+    if data_args.dataset_name is not None:
+        return {"dataset_name": data_args.dataset_name, "dataset_id": data_args.dataset_name}
+    return {"dataset_name": data_args.dataset_dir or data_args.train_file}
+
+
 def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabulary):
     if model_args.model_name_or_path is not None:
         return SU4MLCForMultiLabelClassification.from_pretrained(model_args.model_name_or_path)
@@ -240,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         processing_class=tokenizer,
         data_collator=SU4MLCDataCollator(shuffle_labels=data_args.label_order == "random", seed=training_args.seed),
         model_card_kwargs={
-            "dataset_name": data_args.dataset_name or data_args.dataset_dir or data_args.train_file,
+            **dataset_card_fields(data_args),
             "training_hyperparameters": {
                 "max_words": f"{data_args.max_words} ({data_args.overlong} longer texts)",
                 "label_order": data_args.label_order,
