@@ -266,6 +266,13 @@ class SU4MLCEncoder(nn.Module):
     def _merge_directions(self, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
         return torch.cat([forward, backward], dim=-1) if self.direction_merge == "concat" else forward + backward
 
+    def _decoder_state(self, final: torch.Tensor) -> torch.Tensor:
+        """`(encoder_layers * 2, batch, direction_size)` final LSTM states → `(batch, decoder_layers, hidden_size)`:
+        decoder layer l starts from encoder layer min(l, encoder_layers - 1)."""
+        final = final.view(self.config.encoder_layers, 2, final.size(1), final.size(2))
+        merged = self._merge_directions(final[:, 0], final[:, 1])
+        return merged[self.decoder_state_layers].transpose(0, 1)
+
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -295,19 +302,13 @@ class SU4MLCEncoder(nn.Module):
         annotations = self._merge_directions(forward_output, backward_output)
         semantic_units, semantic_unit_mask = self.mdc(annotations, lengths) if self.mdc else (None, None)
 
-        def decoder_state(final: torch.Tensor) -> torch.Tensor:
-            # (layers * 2, batch, direction_size) → (batch, decoder_layers, hidden_size)
-            final = final.view(self.config.encoder_layers, 2, final.size(1), final.size(2))
-            merged = self._merge_directions(final[:, 0], final[:, 1])
-            return merged[self.decoder_state_layers].transpose(0, 1)
-
         return SU4MLCEncoderOutput(
             last_hidden_state=annotations,
             semantic_units=semantic_units,
             source_mask=lengths_to_mask(attention_mask.sum(dim=1), total_length),
             semantic_unit_mask=semantic_unit_mask,
-            decoder_initial_hidden=decoder_state(final_hidden),
-            decoder_initial_cell=decoder_state(final_cell),
+            decoder_initial_hidden=self._decoder_state(final_hidden),
+            decoder_initial_cell=self._decoder_state(final_cell),
         )
 
 
@@ -404,15 +405,22 @@ class SU4MLCDecoder(nn.Module):
         states, (hidden, cell) = self.lstm(embedded, (cache.hidden, cache.cell))
         next_cache = SU4MLCDecoderCache(hidden, cell, cache.length + decoder_input_ids.size(1))
 
+        # The rows of a text's beams are consecutive and share the text's encoder outputs (see
+        # `SU4MLCForMultiLabelClassification._expand_inputs_for_generation`): attention takes the beams of a text as
+        # more steps of that text, and reads its memory once for all of them.
+        rows, steps = states.shape[:2]
+        texts = encoder_outputs.source_mask.size(0)
+        if rows % texts:
+            raise ValueError(f"{rows} decoder rows cannot be the beams of {texts} encoded texts.")
         weights = []
         attended = []
         for attention, name in zip(self.attentions, self.memories):
             memory, mask = self._memory(encoder_outputs, name)
             # Hybrid: the word attention is queried by the semantic-unit attention's output s'_t.
             query = attended[-1] if self.attention_type == "hybrid" and attended else states
-            output, weight = attention(query, memory, mask)
-            attended.append(output)
-            weights.append(weight)
+            output, weight = attention(query.reshape(texts, rows // texts * steps, -1), memory, mask)
+            attended.append(output.reshape(rows, steps, -1))
+            weights.append(weight.reshape(rows, steps, -1))
 
         if self.attention_type == "none":
             outputs = states
@@ -478,9 +486,12 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
     or beam search; the saved `generation_config.json` bans repeated labels and PAD/BOS, beam 5) or [`predict`].
     """
 
+    # Subclasses that keep the decoder and generation but read texts differently (the baselines) swap this.
+    encoder_class = SU4MLCEncoder
+
     def __init__(self, config: SU4MLCConfig):
         super().__init__(config)
-        self.encoder = SU4MLCEncoder(config)
+        self.encoder = self.encoder_class(config)
         self.decoder = SU4MLCDecoder(config)
         self.generation_config = self.default_generation_config(config)
         self.post_init()
@@ -577,6 +588,29 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             cross_attentions=weights if output_attentions else None,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
         )
+
+    def _expand_inputs_for_generation(
+        self,
+        expand_size: int = 1,
+        is_encoder_decoder: bool = False,
+        input_ids: torch.LongTensor | None = None,
+        **model_kwargs,
+    ) -> tuple[torch.LongTensor | None, dict]:
+        """
+        `generate()`'s copy of its inputs for every beam (or returned sequence), except that the beams of a text share
+        its word annotations, semantic units and masks instead of each getting a copy: the decoder attends them once
+        for all the beams (see `SU4MLCDecoder.forward`). Only the decoder's initial state is copied per beam. (The
+        copies took a fifth of beam-5 decoding, and reading them at every step as much again.)
+        """
+        encoder_outputs = model_kwargs.pop("encoder_outputs", None)
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, False, input_ids, **model_kwargs)
+        if encoder_outputs is not None:
+            per_beam = {
+                name: getattr(encoder_outputs, name).repeat_interleave(expand_size, dim=0)
+                for name in ("decoder_initial_hidden", "decoder_initial_cell")
+            }
+            model_kwargs["encoder_outputs"] = SU4MLCEncoderOutput(**{**encoder_outputs, **per_beam})
+        return input_ids, model_kwargs
 
     def prepare_inputs_for_generation(
         self,

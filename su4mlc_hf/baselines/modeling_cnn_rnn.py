@@ -18,10 +18,8 @@ from transformers import PretrainedConfig
 
 from ..label_vocab import BOS_ID, EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID
 from ..modeling_su4mlc import (
-    SU4MLCDecoder,
     SU4MLCEncoderOutput,
     SU4MLCForMultiLabelClassification,
-    SU4MLCPreTrainedModel,
 )
 from .modeling_cnn import KimCNNTextEncoder, check_convolution_fields, check_positive_integers
 
@@ -151,13 +149,7 @@ class CNNRNNForMultiLabelClassification(SU4MLCForMultiLabelClassification):
     # Loaded through this package's Auto registration (`su4mlc_hf.baselines`), not as remote code.
     _auto_class = None
 
-    def __init__(self, config: CNNRNNConfig):
-        # SU4MLCForMultiLabelClassification.__init__ would build the BiLSTM encoder: initialise the base class only.
-        SU4MLCPreTrainedModel.__init__(self, config)
-        self.encoder = CNNRNNEncoder(config)
-        self.decoder = SU4MLCDecoder(config)
-        self.generation_config = self.default_generation_config(config)
-        self.post_init()
+    encoder_class = CNNRNNEncoder
 
 
 __all__ = ["CNNRNNConfig", "CNNRNNEncoder", "CNNRNNForMultiLabelClassification"]

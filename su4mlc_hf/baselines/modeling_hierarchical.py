@@ -19,11 +19,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..configuration_su4mlc import SU4MLCConfig
 from ..label_vocab import PAD_ID
 from ..modeling_su4mlc import (
-    SU4MLCDecoder,
     SU4MLCEncoder,
     SU4MLCEncoderOutput,
     SU4MLCForMultiLabelClassification,
-    SU4MLCPreTrainedModel,
     lengths_to_mask,
 )
 
@@ -103,13 +101,6 @@ class SU4MLCHierarchicalEncoder(SU4MLCEncoder):
         """`(layers * 2, batch, direction_size)` final LSTM states → `(batch, hidden_size)` of the last layer."""
         return self._merge_directions(final[-2], final[-1])
 
-    def _decoder_state(self, final: torch.Tensor) -> torch.Tensor:
-        """`(layers * 2, batch, direction_size)` final LSTM states → `(batch, decoder_layers, hidden_size)`: decoder
-        layer l starts from encoder layer min(l, encoder_layers - 1), as in [`SU4MLCEncoder`]."""
-        final = final.view(self.config.encoder_layers, 2, final.size(1), final.size(2))
-        merged = self._merge_directions(final[:, 0], final[:, 1])
-        return merged[self.decoder_state_layers].transpose(0, 1)
-
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -180,13 +171,7 @@ class SU4MLCHierarchicalForMultiLabelClassification(SU4MLCForMultiLabelClassific
     # Loaded through this package's Auto registration (`su4mlc_hf.baselines`), not as remote code.
     _auto_class = None
 
-    def __init__(self, config: SU4MLCHierarchicalConfig):
-        # SU4MLCForMultiLabelClassification.__init__ would build the flat encoder: initialise the base class only.
-        SU4MLCPreTrainedModel.__init__(self, config)
-        self.encoder = SU4MLCHierarchicalEncoder(config)
-        self.decoder = SU4MLCDecoder(config)
-        self.generation_config = self.default_generation_config(config)
-        self.post_init()
+    encoder_class = SU4MLCHierarchicalEncoder
 
 
 def count_parameters(model: nn.Module) -> int:
