@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard, constants
@@ -15,33 +12,14 @@ from huggingface_hub.hf_api import RepoUrl
 
 from su4mlc_hf import build_model_card, push_model_card
 
-from .conftest import DATA_DIR, save_tiny_model_and_tokenizer
+from .conftest import DATA_DIR, run_without_package, save_tiny_model_and_tokenizer
 from .test_pipeline import TEXTS
 
 REPO_ID = "user/su4mlc-test"
 
-# Run in a fresh interpreter: hide `su4mlc_hf` whatever way it is installed (editable finder, site-packages, path),
-# check that it cannot be imported, load the pushed repository with the Auto classes, and print what it generates.
+# Run by `run_without_package`: load the pushed repository with the Auto classes and print what it generates.
 LOAD_WITHOUT_PACKAGE = r"""
-import importlib.abc
 import json
-import sys
-
-
-class HideSU4MLC(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "su4mlc_hf":
-            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
-        return None
-
-
-sys.meta_path.insert(0, HideSU4MLC())
-try:
-    import su4mlc_hf
-except ModuleNotFoundError:
-    pass
-else:
-    sys.exit("su4mlc_hf is importable: the test would not show that the repository loads without it")
 
 from transformers import AutoModel, AutoTokenizer
 
@@ -151,19 +129,7 @@ def test_pushed_repository_loads_and_generates_without_the_package(tmp_path, loc
     assert pushed_card.text == card.text and "su4mlc" in pushed_card.data.tags
     assert [result.metric_value for result in pushed_card.data.eval_results] == [0.25]
 
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
-    environment.pop("PYTHONPATH", None)
-    # -I: no PYTHONPATH, no user site-packages, not the current folder on sys.path.
-    completed = subprocess.run(
-        [sys.executable, "-I", "-c", LOAD_WITHOUT_PACKAGE, str(repo), json.dumps(TEXTS)],
-        cwd=tmp_path,
-        env=environment,
-        # Nothing to answer with: a "run the custom code?" prompt fails instead of waiting.
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = run_without_package(LOAD_WITHOUT_PACKAGE, str(repo), json.dumps(TEXTS), folder=tmp_path)
     assert completed.returncode == 0, completed.stderr
     loaded = json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -201,11 +167,6 @@ def test_run_mlc_push_to_hub_uploads_the_su4mlc_card_and_code(tmp_path, local_hu
     assert "su4mlc" in card.data.tags and "Lin et al." in card.text and REPO_ID in card.text
     assert {result.metric_type for result in card.data.eval_results} >= {"micro_f1", "hamming_loss"}
 
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
-    environment.pop("PYTHONPATH", None)
-    completed = subprocess.run(
-        [sys.executable, "-I", "-c", LOAD_WITHOUT_PACKAGE, str(repo), json.dumps(TEXTS)],
-        cwd=tmp_path, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    completed = run_without_package(LOAD_WITHOUT_PACKAGE, str(repo), json.dumps(TEXTS), folder=tmp_path)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1])["model_module"].startswith("transformers_modules.")
