@@ -1,0 +1,82 @@
+"""benchmarks/paper.py end to end on the GoEmotions sample: a classic and a neural system, their JSON records, the
+report section and the Figure 3 numbers (the real runs read Reuters from /work/shared, which tests cannot)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+from .conftest import DATA_DIR, REPO_ROOT
+
+
+def load_paper_benchmark():
+    spec = importlib.util.spec_from_file_location("paper_benchmark", REPO_ROOT / "benchmarks" / "paper.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["paper_benchmark"] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module
+
+
+paper = load_paper_benchmark()
+
+
+def test_runner_writes_records_report_and_figure3(tmp_path):
+    results_path, report_path, figure_path = tmp_path / "paper-quick.json", tmp_path / "B.md", tmp_path / "fig3.png"
+    report_path.write_text("# Benchmarks\n\n## Speed\n\nsomeone else's section\n", encoding="utf-8")
+    argv = [
+        "--set", "quick", "--dataset", "goemotions", "--data-dir", str(DATA_DIR / "goemotions"),
+        "--only", "BR,S2S", "--seeds", "1", "--threads", "1",
+        "--results", str(results_path), "--report", str(report_path), "--figure", str(figure_path),
+    ]  # fmt: skip
+    # A zero budget stops training after its first step; that cut-short epoch must still be evaluated and kept.
+    paper.main([*argv, "--time-budget-minutes", "0"])
+
+    records = {record["system"]: record for record in json.loads(results_path.read_text(encoding="utf-8"))}
+    assert set(records) == {"BR", "S2S"}
+    for record in records.values():
+        assert record["seed"] == 0 and record["command"].startswith("python benchmarks/paper.py --set quick")
+        for split in ("validation", "test"):
+            assert set(record[split]) >= {"hamming_loss", "micro_precision", "micro_recall", "micro_f1", "macro_f1"}
+        # The sample has 28 labels: removing 0, 10 or 20 of the most frequent ones leaves some.
+        assert list(record["figure3"]) == ["0", "10", "20"]
+        assert record["figure3"]["0"] == round(record["test"]["micro_f1"], 4)
+    assert records["BR"]["config"] == {"baseline": "br"} and records["BR"]["params"] is None
+    neural = records["S2S"]
+    assert neural["config"]["attention"] == "none" and neural["params"] > 0
+    assert neural["stopped_by_time_budget"] and 0 < neural["epochs_done"] < 1 and neural["best_epoch"] is not None
+
+    report = report_path.read_text(encoding="utf-8")
+    assert "## Speed\n\nsomeone else's section" in report
+    assert report.count(paper.REPORT_SECTION_TITLE) == 1
+    assert "| BR | 1 |" in report and "| S2S | 1 |" in report and "| SU4MLC | not run |" in report
+    assert "### Figure 3" in report and figure_path.exists()
+
+    # A second run replaces the records of the systems it runs and this script's section, except its notes.
+    report_path.write_text(report + "\n### Notes\n\nhand-written\n", encoding="utf-8")  # the section ends the file
+    paper.main([*argv, "--only", "BR"])
+    assert sorted(record["system"] for record in json.loads(results_path.read_text(encoding="utf-8"))) == ["BR", "S2S"]
+    report = report_path.read_text(encoding="utf-8")
+    assert report.count(paper.REPORT_SECTION_TITLE) == 1 and "someone else's section" in report
+    assert report.count("### Notes\n\nhand-written") == 1
+
+
+def test_scores_align_gold_rows_with_length_grouped_predictions():
+    """`Trainer.predict` reads a split in length-grouped order: the gold rows must follow that order, not the
+    split's."""
+    raw = paper.DATA_LOADERS["goemotions"][0](DATA_DIR / "goemotions")
+    config = paper.system_config(paper.EXPERIMENT_SETS["quick"]["config"], paper.SYSTEMS["S2S"])
+    data = paper.prepare_data(raw, config)
+    model = paper.build_model("su4mlc", config, data)
+    validation = data.splits["validation"]
+    args = paper.SU4MLCTrainingArguments(
+        output_dir="unused", report_to="none", per_device_eval_batch_size=8, use_cpu=True
+    )
+    trainer = paper.SU4MLCTrainer(
+        model=model, args=args, eval_dataset=validation, data_collator=paper.SU4MLCDataCollator()
+    )
+    order = [index for batch in trainer.get_eval_dataloader(validation).batch_sampler for index in batch]
+    assert order != sorted(order)  # the case that matters: the order differs from the split's
+
+    gold, predicted = paper.gold_and_predicted_multi_hot(trainer, "su4mlc", validation, data.label_vocab)
+    assert (gold == data.gold["validation"][order]).all() and predicted.shape == gold.shape
