@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -61,6 +62,15 @@ def random_batch(lengths, vocab_size=60, seed=0):
     for row, length in enumerate(lengths):
         input_ids[row, :length] = torch.randint(2, vocab_size, (length,), generator=generator)
     return input_ids, input_ids.ne(PAD_ID).long()
+
+
+def load_script(path: Path, module_name: str):
+    """Imports a script (e.g. `examples/run_mlc.py`) as a module named `module_name`, so tests can call its `main`."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module
 
 
 def goemotions_train_texts() -> list[str]:

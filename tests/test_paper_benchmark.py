@@ -3,22 +3,12 @@ report section and the Figure 3 numbers (the real runs read Reuters from /work/s
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
-from .conftest import DATA_DIR, REPO_ROOT
-
-
-def load_paper_benchmark():
-    spec = importlib.util.spec_from_file_location("paper_benchmark", REPO_ROOT / "benchmarks" / "paper.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["paper_benchmark"] = module  # dataclasses look their module up while the script runs
-    spec.loader.exec_module(module)
-    return module
+from .conftest import DATA_DIR, REPO_ROOT, load_script
 
 
-paper = load_paper_benchmark()
+paper = load_script(REPO_ROOT / "benchmarks" / "paper.py", "paper_benchmark")
 
 
 def test_runner_writes_records_report_and_figure3(tmp_path):

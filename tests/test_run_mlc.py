@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 import torch
@@ -12,7 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from su4mlc_hf.data import load_goemotions
 
-from .conftest import DATA_DIR, REPO_ROOT
+from .conftest import DATA_DIR, REPO_ROOT, load_script
 
 FORMATS_DIR = DATA_DIR / "formats"
 TINY_MODEL_ARGS = [
@@ -22,15 +20,7 @@ TINY_MODEL_ARGS = [
 ]  # fmt: skip
 
 
-def load_run_mlc():
-    spec = importlib.util.spec_from_file_location("run_mlc", REPO_ROOT / "examples" / "run_mlc.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_mlc"] = module  # dataclasses look their module up while the script runs
-    spec.loader.exec_module(module)
-    return module
-
-
-run_mlc = load_run_mlc()
+run_mlc = load_script(REPO_ROOT / "examples" / "run_mlc.py", "run_mlc")
 
 
 def test_train_evaluate_predict_and_reload(tmp_path):
