@@ -1,26 +1,33 @@
 """Speed of SU4MLC on real texts, next to the compute floor of the same work on the same machine.
 
-Measures, for one model configuration:
+Measures, for one model configuration, on the GPU when there is one (`--cpu` keeps to the CPU):
 
 * training throughput (documents/s and real, unpadded words/s): Adam (fused, as the trainer runs it), gradient
   clipping at 10, batches of 64 texts grouped by length so that a batch holds texts of similar length;
 * decoding throughput through `generate()`, greedy and beam 5, at several batch sizes;
-* peak resident memory of each phase;
+* peak resident memory of each phase, and on a GPU its peak allocated GPU memory;
 * the compute floor: the model's FLOPs per document counted from its shapes ([`count_forward_flops`]), divided by
-  the rate of a `torch.matmul` shaped like the model's largest products, measured in the same run. Training costs
+  the rate of a `torch.matmul` shaped like the model's largest products, measured in the same run on the same
+  device, in the dtype the products run in (float32; bfloat16 or float16 with `--mixed-precision`). Training costs
   3x the forward FLOPs (the backward pass computes gradients of both the inputs and the weights of every product).
 
+`accelerate` puts the model, the optimizer and the batches on the device and, with `--mixed-precision bf16` (CPU or
+GPU) or `fp16` (GPU only, with loss scaling), runs training and decoding under its autocast, as the trainer does
+with `bf16=True` / `fp16=True`. On a GPU the clock is read only once the device has run the timed work.
+
 Each figure is printed with its ratio to the floor (measured speed / floor speed; 1.0 means the work ran at the
-matmul rate; above 1 is possible where PyTorch's oneDNN kernels, which run the LSTMs and convolutions, outpace the
-MKL `torch.matmul`) and written to `benchmarks/results/speed-<config>.json`.
+matmul rate; on a CPU above 1 is possible where PyTorch's oneDNN kernels, which run the LSTMs and convolutions,
+outpace the MKL `torch.matmul`: the convolution rate printed next to the floor shows by how much) and written to
+`benchmarks/results/speed-<config>.json`.
 
 Decoding speed depends on how many labels the model emits, so decode with a trained model (`--model`, e.g. one
 saved by `examples/run_mlc.py`); without one, decoding uses the model left by the few timed training steps.
 
     python benchmarks/speed.py --config cpu --model outputs/reuters-cpu     # emb = hidden = 256, whole test set
     python benchmarks/speed.py --config paper --model outputs/reuters-paper --train-batches 10 --test-documents 1024
+    python benchmarks/speed.py --config paper --model outputs/reuters-paper-speed --mixed-precision bf16  # on a GPU
     python benchmarks/speed.py --config tiny --train-file tests/data/goemotions/train.tsv \
-        --test-file tests/data/goemotions/train.tsv --quick
+        --test-file tests/data/goemotions/train.tsv --quick       # add --mixed-precision bf16 --cpu: bf16 on a CPU
 
 Texts are read from JSONL (`{"title", "text", "labels"}`, a document is title + " " + text) or from TSV
 (`text<TAB>comma-separated labels[<TAB>id]`, the GoEmotions layout).
@@ -46,7 +53,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import accelerate  # noqa: E402
 import torch  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
 
 from su4mlc_hf import LabelVocabulary, SU4MLCConfig, SU4MLCForMultiLabelClassification  # noqa: E402
 from su4mlc_hf.label_vocab import PAD_ID  # noqa: E402
@@ -66,6 +75,11 @@ LEARNING_RATE = 3e-4  # the paper's, as `SU4MLCTrainingArguments`
 MAX_GRAD_NORM = 10.0
 MAX_SOURCE_LENGTH = 500  # words; the authors' code truncates Reuters documents here too
 WORD_VOCAB_SIZE = 50_000
+# The dtype the model's products run in under each `--mixed-precision`: the floor's matmul is measured in it.
+COMPUTE_DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Devices for which torch has a fused AdamW kernel (the trainer's default optimizer); elsewhere AdamW runs its
+# default implementation.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -143,27 +157,36 @@ TRAINING_FLOPS_PER_FORWARD_FLOP = 3  # forward, then gradients of inputs and of 
 # Machine measurements
 
 
-def best_rate(function, flops: int, calls: int) -> float:
-    """GFLOP/s of `function()` (which does `flops` FLOPs): warmed up, then the best of three trials of `calls`
-    calls (the machine is shared: a slower trial lost time to other processes)."""
+def synchronize(device: torch.device) -> None:
+    """Waits until `device` has run the work queued on it: CUDA runs kernels asynchronously, so a clock read right
+    after a call that launches them would not count them."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_rate(function, flops: int, calls: int, device: torch.device) -> float:
+    """GFLOP/s of `function()` (which does `flops` FLOPs on `device`): warmed up, then the best of three trials of
+    `calls` calls (the machine is shared: a slower trial lost time to other processes)."""
     for _ in range(3):  # warm-up: threads start, pages are touched, the library picks its kernels
         function()
     best = math.inf
     for _ in range(3):
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(calls):
             function()
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return flops * calls / best / 1e9
 
 
 @torch.inference_mode()
-def matmul_rates(config: SU4MLCConfig, calls: int) -> dict[str, float]:
+def matmul_rates(config: SU4MLCConfig, calls: int, device: torch.device, dtype: torch.dtype) -> dict[str, float]:
     """
-    GFLOP/s of `torch.matmul` at the shapes of the model's largest products, batch 64 of 150-word texts:
-    the encoder LSTM's input projection for all words at once (words x embedding @ embedding x 4d) and an MDC
-    convolution as a product (words x kernel·hidden @ kernel·hidden x hidden). The better of the two is the rate of
-    the compute floor.
+    GFLOP/s of `torch.matmul` on `device` in `dtype` at the shapes of the model's largest products, batch 64 of
+    150-word texts: the encoder LSTM's input projection for all words at once (words x embedding @ embedding x 4d)
+    and an MDC convolution as a product (words x kernel·hidden @ kernel·hidden x hidden). The better of the two is
+    the rate of the compute floor.
     """
     hidden, embedding = config.hidden_size, config.embedding_size
     direction = hidden // 2 if config.direction_merge == "concat" else hidden
@@ -174,38 +197,47 @@ def matmul_rates(config: SU4MLCConfig, calls: int) -> dict[str, float]:
     }
     rates = {}
     for name, (m, k, n) in shapes.items():
-        left, right, result = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        rates[f"{name}_{m}x{k}x{n}"] = best_rate(lambda: torch.matmul(left, right, out=result), 2 * m * k * n, calls)
+        left, right = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+        result = torch.empty(m, n, device=device, dtype=dtype)
+        rates[f"{name}_{m}x{k}x{n}"] = best_rate(
+            lambda: torch.matmul(left, right, out=result), 2 * m * k * n, calls, device
+        )
     return rates
 
 
 @torch.inference_mode()
-def convolution_rate(config: SU4MLCConfig, calls: int) -> float:
+def convolution_rate(config: SU4MLCConfig, calls: int, device: torch.device, dtype: torch.dtype) -> float:
     """
-    GFLOP/s of one MDC convolution (`torch.nn.functional.conv1d`, batch 64 of 150-word texts). PyTorch runs it, and
-    the LSTMs, through oneDNN, whose float32 kernels can use instruction sets that the library behind
-    `torch.matmul` (MKL) does not use on every CPU (on AMD EPYC, about 2x the matmul rate): a second, stricter
-    reference for what the machine can do.
+    GFLOP/s of one MDC convolution (`torch.nn.functional.conv1d`, batch 64 of 150-word texts) on `device` in
+    `dtype`. On a CPU PyTorch runs it, and the LSTMs, through oneDNN, whose float32 kernels can use instruction sets
+    that the library behind `torch.matmul` (MKL) does not use on every CPU (on AMD EPYC, about 2x the matmul rate):
+    a second, stricter reference for what the machine can do. On a GPU cuDNN runs it.
     """
     hidden, kernel = config.hidden_size, config.mdc_kernel_size
-    units = torch.randn(64, hidden, 150)
-    weight = torch.randn(hidden, hidden, kernel)
+    units = torch.randn(64, hidden, 150, device=device, dtype=dtype)
+    weight = torch.randn(hidden, hidden, kernel, device=device, dtype=dtype)
     flops = 2 * 64 * (150 - kernel + 1) * kernel * hidden * hidden
-    return best_rate(lambda: torch.nn.functional.conv1d(units, weight), flops, calls)
+    return best_rate(lambda: torch.nn.functional.conv1d(units, weight), flops, calls, device)
 
 
 class PhaseMonitor:
-    """What a `with` block cost the machine: its peak resident set size (MiB), and how much of it this process spent
-    waiting for a core.
+    """What a `with` block cost the machine: its peak resident set size (MiB), on a CUDA `device` its peak allocated
+    GPU memory (MiB), and how much of it this process spent waiting for a core.
 
     On Linux the kernel's high-water mark is reset on entry (`/proc/self/clear_refs`), so `peak_rss_mib` is this
     phase's own peak; elsewhere it is the process's peak so far (`resource.getrusage`). `cpu_wait_share` is the share
     of the time this process's threads were ready to run that they spent waiting for a core, from the scheduler's
     per-thread counters (`/proc/self/task/*/schedstat`; None elsewhere): near 0 the timings are the code's own; on
-    a shared machine, other processes' load shows here.
+    a shared machine, other processes' load shows here. `peak_device_memory_mib` is the peak of the tensors the
+    phase held on the GPU (`torch.cuda.max_memory_allocated`, reset on entry; None off CUDA).
     """
 
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
     def __enter__(self) -> "PhaseMonitor":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         try:
             Path("/proc/self/clear_refs").write_text("5")
             self.resettable = True
@@ -228,6 +260,9 @@ class PhaseMonitor:
         if self.peak_rss_mib is None:
             scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
             self.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+        self.peak_device_memory_mib = None
+        if self.device.type == "cuda":
+            self.peak_device_memory_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
 
     @staticmethod
     def run_and_wait_nanoseconds() -> tuple[int, int] | None:
@@ -248,6 +283,13 @@ def cpu_model_name() -> str:
         return next(line.split(":", 1)[1].strip() for line in output.splitlines() if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         return platform.processor() or "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_model_name() if device.type == "cpu" else str(device)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -300,8 +342,10 @@ def spread_sample(batches: list[list[int]], lengths: list[int], count: int) -> l
     return [ranked[int((position + 0.5) * step)] for position in range(count)]
 
 
-def collate(word_ids: list[list[int]], indices: list[int], targets: list[list[int]] | None = None) -> dict:
-    """Right-padded tensors of the texts at `indices`; labels padded with -100."""
+def collate(
+    word_ids: list[list[int]], indices: list[int], device: torch.device, targets: list[list[int]] | None = None
+) -> dict:
+    """Right-padded tensors of the texts at `indices`, on `device`; labels padded with -100."""
     width = max(len(word_ids[index]) for index in indices)
     input_ids = torch.full((len(indices), width), PAD_ID, dtype=torch.long)
     for row, index in enumerate(indices):
@@ -313,46 +357,48 @@ def collate(word_ids: list[list[int]], indices: list[int], targets: list[list[in
         for row, index in enumerate(indices):
             labels[row, : len(targets[index])] = torch.tensor(targets[index])
         batch["labels"] = labels
-    return batch
+    return {name: tensor.to(device) for name, tensor in batch.items()}
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Phases
 
 
-def best_time(function, repeats: int) -> tuple[float, object]:
-    """The shortest of `repeats` wall-clock times of `function()`, and its last result. The machine is shared: a
-    slower run lost time to other processes, not to this code."""
+def best_time(function, repeats: int, device: torch.device) -> tuple[float, object]:
+    """The shortest of `repeats` wall-clock times of `function()` (until `device` has run its work), and its last
+    result. The machine is shared: a slower run lost time to other processes, not to this code."""
     seconds = math.inf
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         result = function()
+        synchronize(device)
         seconds = min(seconds, time.perf_counter() - start)
     return seconds, result
 
 
-def measure_training(model, word_ids, targets, batches, floor_rate, repeats) -> dict:
-    """Trains on `batches` (the first one untimed: it warms up allocators and kernels), each step `repeats` times
-    (the time of a batch is its fastest step), and returns throughput."""
+def measure_training(accelerator, model, optimizer, word_ids, targets, batches, floor_rate, repeats) -> dict:
+    """Trains `model` and `optimizer` (prepared by `accelerator`) on `batches` (the first one untimed: it warms up
+    allocators and kernels), each step `repeats` times (the time of a batch is its fastest step), and returns
+    throughput."""
     model.train()
-    # What `SU4MLCTrainer` runs: transformers' default optimizer (fused AdamW) with weight decay 0, which is Adam.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0, fused=True)
+    device = accelerator.device
 
     def step(batch):
         loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
         optimizer.step()
         return loss.item()
 
-    step(collate(word_ids, batches[0], targets))
+    step(collate(word_ids, batches[0], device, targets))
     documents = words = flops = 0
     seconds = 0.0
-    with PhaseMonitor() as monitor:
+    with PhaseMonitor(device) as monitor:
         for indices in batches[1:]:
-            batch = collate(word_ids, indices, targets)
-            batch_seconds, loss = best_time(lambda: step(batch), repeats)
+            batch = collate(word_ids, indices, device, targets)
+            batch_seconds, loss = best_time(lambda: step(batch), repeats, device)
             seconds += batch_seconds
             documents += len(indices)
             words += sum(len(word_ids[index]) for index in indices)
@@ -375,25 +421,32 @@ def measure_training(model, word_ids, targets, batches, floor_rate, repeats) -> 
         "ratio_to_floor": floor_seconds / seconds,
         "final_loss": loss,
         "peak_rss_mib": monitor.peak_rss_mib,
+        "peak_device_memory_mib": monitor.peak_device_memory_mib,
         "cpu_wait_share": monitor.cpu_wait_share,
     }
 
 
 @torch.inference_mode()
-def measure_decoding(model, word_ids, num_beams, batch_size, floor_rate, repeats) -> dict:
-    """Decodes every text with `generate()` in batches of `batch_size` texts sorted by length (each batch
-    `repeats` times, keeping the fastest); counts the floor from the label tokens each text's returned sequence
-    holds (EOS included), times the beams."""
+def measure_decoding(accelerator, model, word_ids, num_beams, batch_size, floor_rate, repeats) -> dict:
+    """Decodes every text with `generate()` under `accelerator`'s autocast, on its device, in batches of
+    `batch_size` texts sorted by length (each batch `repeats` times, keeping the fastest); counts the floor from
+    the label tokens each text's returned sequence holds (EOS included), times the beams."""
     model.eval()
+    device = accelerator.device
+
+    def decode(batch):
+        with accelerator.autocast():
+            return model.generate(**batch, num_beams=num_beams)
+
     order = sorted(range(len(word_ids)), key=lambda index: len(word_ids[index]))
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    model.generate(**collate(word_ids, batches[len(batches) // 2]), num_beams=num_beams)  # warm-up
+    decode(collate(word_ids, batches[len(batches) // 2], device))  # warm-up
     seconds = 0.0
     flops = steps = 0
-    with PhaseMonitor() as monitor:
+    with PhaseMonitor(device) as monitor:
         for indices in batches:
-            batch = collate(word_ids, indices)
-            batch_seconds, sequences = best_time(lambda: model.generate(**batch, num_beams=num_beams), repeats)
+            batch = collate(word_ids, indices, device)
+            batch_seconds, sequences = best_time(lambda: decode(batch), repeats, device)
             seconds += batch_seconds
             generated_steps = sequences[:, 1:].ne(PAD_ID).sum(dim=1).tolist()
             for index, text_steps in zip(indices, generated_steps):
@@ -415,6 +468,7 @@ def measure_decoding(model, word_ids, num_beams, batch_size, floor_rate, repeats
         "floor_documents_per_second": documents / floor_seconds,
         "ratio_to_floor": floor_seconds / seconds,
         "peak_rss_mib": monitor.peak_rss_mib,
+        "peak_device_memory_mib": monitor.peak_device_memory_mib,
         "cpu_wait_share": monitor.cpu_wait_share,
     }
 
@@ -441,6 +495,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 5], help="1 is greedy decoding")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each timed batch; the fastest counts")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=sorted(COMPUTE_DTYPES),
+        default="no",
+        help="train and decode under accelerate's autocast in this dtype (fp16 needs a GPU)",
+    )
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even where there is a GPU")
     parser.add_argument("--output", type=Path, help="JSON path (default benchmarks/results/speed-<config>.json)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -448,6 +509,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
+    device, dtype = accelerator.device, COMPUTE_DTYPES[args.mixed_precision]
+    if args.mixed_precision == "fp16" and device.type == "cpu":
+        # accelerate would run float32 there and the results would still say fp16.
+        raise SystemExit("--mixed-precision fp16 needs a GPU; on a CPU use bf16")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     train_batches = args.train_batches or (8 if args.quick else 40)
@@ -472,6 +538,11 @@ def main(argv=None) -> dict:
         config = SU4MLCConfig(source_vocab_size=len(tokenizer), id2label=label_vocab.id2label, **CONFIGS[args.config])
         decoding_model = None
     model = SU4MLCForMultiLabelClassification(config)
+    # What `SU4MLCTrainer` runs: transformers' default optimizer (fused AdamW) with weight decay 0, which is Adam.
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=LEARNING_RATE, weight_decay=0.0, fused=device.type in FUSED_ADAMW_DEVICES
+    )
+    model, optimizer = accelerator.prepare(model, optimizer)
 
     def encode_words(documents):
         texts = [document.text for document in documents]
@@ -483,9 +554,10 @@ def main(argv=None) -> dict:
         label_vocab.encode(label for label in document.labels if label in label_vocab) for document in train_documents
     ]
 
-    rates = matmul_rates(config, calls=3 if args.quick else 10)
+    calls = 3 if args.quick else 10
+    rates = matmul_rates(config, calls, device, dtype)
     floor_rate = max(rates.values())
-    onednn_rate = convolution_rate(config, calls=3 if args.quick else 10)
+    convolution_gflops = convolution_rate(config, calls, device, dtype)
     train_lengths = [len(ids) for ids in train_ids]
     batches = length_grouped_batches(train_lengths, TRAIN_BATCH_SIZE, args.seed)
     timed = spread_sample(batches, train_lengths, train_batches)
@@ -502,6 +574,8 @@ def main(argv=None) -> dict:
             "decoding_model": str(args.model) if args.model is not None else None,
         },
         "command": " ".join(["python", "benchmarks/speed.py", *(argv if argv is not None else sys.argv[1:])]),
+        "device": device_name(device),
+        "mixed_precision": args.mixed_precision,
         "machine": {
             "cpu": cpu_model_name(),
             "cores": os.cpu_count(),
@@ -510,26 +584,39 @@ def main(argv=None) -> dict:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
         "repeats": args.repeats,
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "accelerate": accelerate.__version__,
+            "python": platform.python_version(),
+        },
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "train_file": str(args.train_file),
         "test_file": str(args.test_file),
         "matmul_gflops": rates,
         "floor_gflops": floor_rate,
-        "onednn_convolution_gflops": onednn_rate,
+        "floor_dtype": str(dtype).removeprefix("torch."),
+        "convolution_gflops": convolution_gflops,
     }
     print(
-        f"{args.config}: {results['model']['parameters']:,} parameters; floor rate (torch.matmul) "
-        f"{floor_rate:.0f} GFLOP/s, oneDNN convolution {onednn_rate:.0f} GFLOP/s"
+        f"{args.config} on {results['device']} ({device.type}), mixed precision {args.mixed_precision}: "
+        f"{results['model']['parameters']:,} parameters; floor rate (torch.matmul, {results['floor_dtype']}) "
+        f"{floor_rate:.0f} GFLOP/s, convolution {convolution_gflops:.0f} GFLOP/s"
     )
 
-    results["training"] = measure_training(model, train_ids, targets, [batches[0], *timed], floor_rate, args.repeats)
+    results["training"] = measure_training(
+        accelerator, model, optimizer, train_ids, targets, [batches[0], *timed], floor_rate, args.repeats
+    )
     report("training", results["training"])
     results["decoding"] = []
-    decoding_model = decoding_model or model
+    # Decoding runs the model's own forward under `accelerator.autocast()`: the wrapper that `prepare` puts on it
+    # for training would also copy each step's outputs to float32, the batch's word annotations included.
+    decoding_model = (decoding_model or accelerator.unwrap_model(model, keep_fp32_wrapper=False)).to(device)
     for num_beams in args.beams:
         for batch_size in args.decode_batch_sizes:
-            figures = measure_decoding(decoding_model, test_ids, num_beams, batch_size, floor_rate, args.repeats)
+            figures = measure_decoding(
+                accelerator, decoding_model, test_ids, num_beams, batch_size, floor_rate, args.repeats
+            )
             results["decoding"].append(figures)
             report(f"{'greedy' if num_beams == 1 else f'beam {num_beams}'}, batch {batch_size}", figures)
 
@@ -553,11 +640,12 @@ def main(argv=None) -> dict:
 
 
 def report(name: str, figures: dict) -> None:
-    waiting = figures["cpu_wait_share"]
+    waiting, device_memory = figures["cpu_wait_share"], figures["peak_device_memory_mib"]
     print(
         f"{name:>18}: {figures['documents_per_second']:7.1f} docs/s {figures['words_per_second']:8.0f} words/s "
         f"{figures['achieved_gflops']:5.1f} GFLOP/s | floor {figures['floor_documents_per_second']:6.1f} docs/s, "
         f"ratio {figures['ratio_to_floor']:.2f} | peak RSS {figures['peak_rss_mib']:.0f} MiB"
+        + ("" if device_memory is None else f", GPU {device_memory:.0f} MiB")
         + ("" if waiting is None else f" | waited for a core {waiting:.0%}")
     )
 

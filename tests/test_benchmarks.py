@@ -8,7 +8,9 @@ import json
 import math
 import sys
 
+import pytest
 import torch
+from accelerate.state import AcceleratorState
 
 from .conftest import DATA_DIR, REPO_ROOT, save_tiny_model_and_tokenizer, tiny_config
 
@@ -77,6 +79,15 @@ def test_flop_counter_matches_the_model_parameters():
 SAMPLE = DATA_DIR / "goemotions" / "train.tsv"
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each benchmark run builds an `Accelerator`, whose settings accelerate keeps once per process and will not
+    change (another mixed precision raises): every test starts without them, as a new run of the script does."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def run_benchmark(output, *arguments: str) -> dict:
     """Runs the benchmark in-process on the shipped GoEmotions sample, on this process's threads."""
     return speed.main(
@@ -95,9 +106,10 @@ def test_speed_benchmark_writes_every_figure(tmp_path):
     written = json.loads(output.read_text())
     assert written == json.loads(json.dumps(results))
     assert written["config"] == "tiny" and written["machine"]["cores"] >= 1
+    assert written["mixed_precision"] == "no" and written["floor_dtype"] == "float32"
     assert written["model"]["hidden_size"] == 16 and written["model"]["parameters"] > 0
 
-    for rate in [*written["matmul_gflops"].values(), written["floor_gflops"], written["onednn_convolution_gflops"]]:
+    for rate in [*written["matmul_gflops"].values(), written["floor_gflops"], written["convolution_gflops"]]:
         assert math.isfinite(rate) and rate > 0
     phases = [written["training"], *written["decoding"]]
     assert written["training"]["batches_timed"] == 2
@@ -124,3 +136,44 @@ def test_speed_benchmark_decodes_with_a_saved_model(tmp_path):
     assert results["model"]["word_vocabulary"] == saved.config.source_vocab_size
     (greedy,) = results["decoding"]
     assert greedy["documents"] == 8 and greedy["documents_per_second"] > 0
+
+
+def test_speed_benchmark_trains_and_decodes_under_bf16_autocast(tmp_path):
+    """`--mixed-precision bf16 --cpu`: training and decoding run their products in bfloat16 (every linear layer's
+    output, seen by a hook) and still give finite figures, a finite loss and label sequences; the floor is measured
+    in bfloat16 too."""
+    output_dtypes = set()  # (training?, dtype) of every nn.Linear output
+
+    def record_dtype(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            output_dtypes.add((module.training, output.dtype))
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record_dtype)
+    try:
+        run_benchmark(
+            tmp_path / "speed-bf16.json", "--config", "tiny", "--mixed-precision", "bf16", "--cpu",
+            "--train-batches", "2", "--test-documents", "16", "--decode-batch-sizes", "8",
+        )  # fmt: skip
+    finally:
+        hook.remove()
+    assert output_dtypes == {(True, torch.bfloat16), (False, torch.bfloat16)}
+
+    written = json.loads((tmp_path / "speed-bf16.json").read_text())
+    assert written["mixed_precision"] == "bf16" and written["floor_dtype"] == "bfloat16"
+    assert written["device"] == speed.cpu_model_name()
+    training = written["training"]
+    for figure in PHASE_FIGURES:
+        assert math.isfinite(training[figure]) and training[figure] > 0, figure
+    assert math.isfinite(training["final_loss"]) and training["final_loss"] > 0
+    assert training["peak_device_memory_mib"] is None  # no GPU memory on the CPU
+    assert {(phase["num_beams"], phase["documents"]) for phase in written["decoding"]} == {(1, 16), (5, 16)}
+    # Every returned sequence ends with EOS; more than one token per text on average means labels were emitted.
+    assert all(phase["mean_generated_tokens_per_document"] > 1 for phase in written["decoding"])
+
+
+def test_fp16_is_refused_on_a_cpu(tmp_path):
+    """accelerate runs float32 where fp16 autocast is asked on a CPU: the benchmark stops instead of writing
+    float32 figures labelled fp16."""
+    with pytest.raises(SystemExit, match="fp16 needs a GPU"):
+        run_benchmark(tmp_path / "speed-fp16.json", "--config", "tiny", "--mixed-precision", "fp16", "--cpu")
+    assert not (tmp_path / "speed-fp16.json").exists()
