@@ -70,3 +70,28 @@ def test_scores_align_gold_rows_with_length_grouped_predictions():
 
     gold, predicted = paper.gold_and_predicted_multi_hot(trainer, "su4mlc", validation, data.label_vocab)
     assert (gold == data.gold["validation"][order]).all() and predicted.shape == gold.shape
+
+
+def test_2018_code_systems_build_the_switched_model_and_tuning_starts_from_the_first_recipe():
+    raw = paper.DATA_LOADERS["goemotions"][0](DATA_DIR / "goemotions")
+    quick = paper.EXPERIMENT_SETS["quick"]["config"]
+    data = paper.prepare_data(raw, quick)
+    for name, attention in (("SU4MLC (2018 code)", "hybrid"), ("SU4MLC-mdc (2018 code)", "mdc")):
+        # Through the JSON record and back, as a rerun of the report sees it: the switches become lists.
+        config = json.loads(json.dumps(paper.system_config(quick, paper.SYSTEMS[name])))
+        model_config = paper.build_model("su4mlc", config, data).config
+        assert model_config.attention == attention
+        assert (model_config.direction_merge, model_config.mdc_padding, model_config.mdc_activation) == (
+            "sum", 1, "selu"
+        )  # fmt: skip
+        assert (model_config.mdc_dropout, model_config.hybrid_output) == (0.05, "residual")
+    paper_model = paper.build_model("su4mlc", paper.system_config(quick, paper.SYSTEMS["SU4MLC"]), data)
+    assert paper_model.config.mdc_padding == 0 and paper_model.config.direction_merge == "concat"
+
+    # Every tuning variant changes the first CPU recipe, not the tuned one it led to.
+    assert paper.TUNING_BASE["learning_rate"] == 2e-3 and paper.TUNING_BASE["num_train_epochs"] == 4
+    assert paper.TUNING_BASE["dropout"] == 0.2 and paper.TUNING_BASE["num_beams"] == 1
+    cpu = paper.EXPERIMENT_SETS["cpu"]["config"]
+    assert {key: cpu[key] for key in ("learning_rate", "num_train_epochs", "dropout", "num_beams")} == {
+        "learning_rate": 3e-3, "num_train_epochs": 10, "dropout": 0.4, "num_beams": 5
+    }  # fmt: skip
