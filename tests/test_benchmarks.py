@@ -3,22 +3,16 @@ Nothing here times anything: the figures only have to exist, be finite and be po
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 
 import pytest
 import torch
 from accelerate.state import AcceleratorState
 
-from .conftest import DATA_DIR, REPO_ROOT, save_tiny_model_and_tokenizer, tiny_config
+from .conftest import DATA_DIR, REPO_ROOT, load_script, save_tiny_model_and_tokenizer, tiny_config
 
-# benchmarks/ is a folder of scripts, not a package: load the script as a module (registered first, as its
-# dataclasses need their module in sys.modules).
-spec = importlib.util.spec_from_file_location("benchmarks_speed", REPO_ROOT / "benchmarks" / "speed.py")
-speed = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
-spec.loader.exec_module(speed)
+speed = load_script(REPO_ROOT / "benchmarks" / "speed.py", "benchmarks_speed")
 
 PHASE_FIGURES = (
     "documents",
