@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import DATA_DIR, REPO_ROOT, load_script
 
 
@@ -95,3 +97,15 @@ def test_2018_code_systems_build_the_switched_model_and_tuning_starts_from_the_f
     assert {key: cpu[key] for key in ("learning_rate", "num_train_epochs", "dropout", "num_beams")} == {
         "learning_rate": 3e-3, "num_train_epochs": 10, "dropout": 0.4, "num_beams": 5
     }  # fmt: skip
+
+
+def test_gpu_runs_need_a_gpu_and_say_so(tmp_path, monkeypatch):
+    """`--gpu` must not fall back to a CPU run that its records would call a GPU run."""
+    monkeypatch.setattr(paper.torch.cuda, "is_available", lambda: False)
+    argv = [
+        "--set", "quick", "--dataset", "goemotions", "--data-dir", str(DATA_DIR / "goemotions"), "--only", "S2S",
+        "--gpu", "--results", str(tmp_path / "r.json"), "--report", str(tmp_path / "B.md"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="--gpu: torch sees no CUDA GPU here"):
+        paper.main(argv)
+    assert not (tmp_path / "r.json").exists()
