@@ -380,13 +380,19 @@ def train_neural(
             callbacks=[budget],
             **collator_and_metrics,
         )
+        # The thread count is process-wide: restore the caller's (e.g. a test process's) afterwards, since on CPU it
+        # changes the bits of every result computed later in the process.
+        caller_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
-        load_before = os.getloadavg()[0]
-        train_output = trainer.train()
-        predictions = {
-            split: gold_and_predicted_multi_hot(trainer, family, data.splits[split], data.label_vocab)
-            for split in scored_splits
-        }
+        try:
+            load_before = os.getloadavg()[0]
+            train_output = trainer.train()
+            predictions = {
+                split: gold_and_predicted_multi_hot(trainer, family, data.splits[split], data.label_vocab)
+                for split in scored_splits
+            }
+        finally:
+            torch.set_num_threads(caller_threads)
     return dict(
         params=count_parameters(model),
         train_seconds=round(train_output.metrics["train_runtime"], 1),

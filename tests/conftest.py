@@ -160,6 +160,19 @@ def seeded_run(tmp_path_factory) -> tuple[Path, dict]:
     return output_dir, run_mlc.main(seeded_run_argv(output_dir))
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_torch_threads():
+    """torch's thread count is process-wide, and on CPU it changes the bits of results: a test (or the code it runs)
+    that changes it and leaves it changed fails, instead of making a later bit-exact comparison fail (e.g. a run
+    resumed in this process against one started before)."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        leaked = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        pytest.fail(f"the test left torch at {leaked} threads instead of {threads}")
+
+
 def timing_free(metrics: dict[str, float]) -> dict[str, float]:
     """`metrics` without the wall-clock measures (`*_runtime`, `*_per_second`), which no two runs share."""
     return {name: value for name, value in metrics.items() if not name.endswith(("_runtime", "_per_second"))}

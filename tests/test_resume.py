@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from transformers.trainer_utils import get_last_checkpoint
 
 from su4mlc_hf.trainer import CHECKPOINT_STAGING_PREFIX, SU4MLCTrainer
@@ -41,7 +42,9 @@ def test_killed_between_checkpoints_resumes_to_the_uninterrupted_weights(seeded_
     process = subprocess.Popen(
         [sys.executable, "-u", str(REPO_ROOT / "examples" / "run_mlc.py"), *argv],
         cwd=tmp_path,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        # Bit-identical weights need the same thread count on both sides of the kill: the run killed here and the
+        # reference and the resumed run in this process (which an earlier test may have changed).
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
