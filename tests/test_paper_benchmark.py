@@ -109,3 +109,15 @@ def test_gpu_runs_need_a_gpu_and_say_so(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="--gpu: torch sees no CUDA GPU here"):
         paper.main(argv)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_orderings_say_when_a_difference_is_within_the_seed_spread():
+    def runs(*scores):
+        return [{"test": {"micro_f1": score}} for score in scores]
+
+    grouped = {"SU4MLC": runs(0.85, 0.87), "S2S+Attn": runs(0.855), "S2S": runs(0.70, 0.71), "LP": runs(0.80)}
+    lines = paper.ordering_lines(grouped)
+    assert "| SU4MLC > S2S+Attn | 0.8600 vs 0.8550 | yes (within one std over seeds) |" in lines
+    assert "| SU4MLC > LP | 0.8600 vs 0.8000 | yes |" in lines
+    assert "| word > none | 0.8550 vs 0.7050 | yes |" in lines
+    assert "| SU4MLC > CC | not run | – |" in lines
