@@ -28,8 +28,9 @@ the best checkpoint is kept. Tuning runs (`--tuning`, `TUNING_VARIANTS`) change 
 
 Writes `benchmarks/results/paper-<set>.json` (one record per run; a rerun replaces the records of the systems and
 seeds it runs, so a set can be run in parts, in parallel, with `--only`), `paper-<set>-tuning.json`,
-`benchmarks/results/figure3.png` and the "Paper experiments" section of `BENCHMARKS.md` (from that set's records;
-the other sections of the file, and the section's hand-written `### Notes`, are left as they are).
+`benchmarks/results/figure3-<set>.png` and the set's section of `BENCHMARKS.md`, "Paper experiments: the `<set>`
+set" (from that set's records; the other sections of the file, the other sets' among them, and the section's
+hand-written `### Notes`, are left as they are).
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments  # noqa: E4
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-REPORT_SECTION_TITLE = "## Paper experiments"
 NOTES_TITLE = "### Notes"
 
 DATA_LOADERS: dict[str, tuple[Callable, Path]] = {
@@ -621,6 +621,10 @@ def _recipe_summary(config: dict) -> str:
     )
 
 
+def report_section_title(set_name: str) -> str:
+    return f"## Paper experiments: the `{set_name}` set"
+
+
 def build_report(records: list[dict], tuning_records: list[dict], set_name: str, figure_path: Path | None) -> str:
     grouped = _by_system(records)
     set_spec = EXPERIMENT_SETS[set_name]
@@ -628,17 +632,19 @@ def build_report(records: list[dict], tuning_records: list[dict], set_name: str,
     commands = sorted({record["command"] for record in records + tuning_records})
     dates = sorted(record["date"] for record in records + tuning_records)
     loads = [load for record in records + tuning_records for load in record["load_average"]]
+    machines = sorted({record["machine"] for record in records}) or [machine_description()]
     lines = [
-        REPORT_SECTION_TITLE,
+        report_section_title(set_name),
         "",
         "Written by `benchmarks/paper.py` from `benchmarks/results/paper-" + set_name + ".json`. Commands:",
         "",
         *(f"    {command}" for command in commands),
         "",
-        f"Machine: {records[0]['machine'] if records else machine_description()}; torch threads per run: "
+        f"Machine: {'; '.join(machines)}; torch threads per run: "
         f"{records[0]['threads'] if records else '–'}. Runs between {dates[0] if dates else '–'} and "
         f"{dates[-1] if dates else '–'}; 1-minute load average at run start/end {min(loads, default=0):.1f}–"
-        f"{max(loads, default=0):.1f} (the 2 cores were shared with other jobs, so times are upper bounds).",
+        f"{max(loads, default=0):.1f} (runs that shared the cores with other jobs ran slower, so times are upper "
+        "bounds).",
         "",
         f"Data: {records[0]['dataset'] if records else '–'}; "
         f"sizes {records[0]['split_sizes'] if records else '–'}. "
@@ -736,14 +742,15 @@ def build_report(records: list[dict], tuning_records: list[dict], set_name: str,
 
 
 def write_report_section(report_path: Path, section: str) -> None:
-    """Replaces this script's section of the report (from its title to the next `## ` title), keeping the rest of
-    the file and the section's hand-written `### Notes` (analysis that the numbers alone do not give)."""
+    """Replaces the section of the report that has `section`'s title (up to the next `## ` title), keeping the rest
+    of the file and the section's hand-written `### Notes` (analysis that the numbers alone do not give)."""
+    title = section.split("\n", 1)[0]
     text = report_path.read_text(encoding="utf-8") if report_path.exists() else "# Benchmarks\n"
-    start = text.find(REPORT_SECTION_TITLE + "\n")
+    start = text.find(title + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     else:
-        end = text.find("\n## ", start + len(REPORT_SECTION_TITLE))
+        end = text.find("\n## ", start + len(title))
         old_section, rest = (text[start : end + 1], text[end + 1 :]) if end >= 0 else (text[start:], "")
         notes_start = old_section.find(NOTES_TITLE)
         notes = old_section[notes_start:].rstrip("\n") + "\n" if notes_start >= 0 else ""
@@ -804,7 +811,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--gpu", action="store_true", help="train and decode the neural systems on the CUDA GPU")
     parser.add_argument("--results", type=Path, help="JSON of the runs (default: benchmarks/results/paper-<set>.json)")
     parser.add_argument("--report", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
-    parser.add_argument("--figure", type=Path, default=RESULTS_DIR / "figure3.png")
+    parser.add_argument("--figure", type=Path, help="Figure 3's PNG (default: benchmarks/results/figure3-<set>.png)")
     return parser.parse_args(argv)
 
 
@@ -820,6 +827,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     num_seeds = args.seeds if args.seeds is not None else set_spec["seeds"]
     seeds = list(range(args.first_seed, args.first_seed + num_seeds))
     results_path = args.results or RESULTS_DIR / f"paper-{args.set}.json"
+    figure = args.figure or RESULTS_DIR / f"figure3-{args.set}.png"
     tuning_path = results_path.with_name(results_path.stem + "-tuning.json")
 
     if args.tuning:
@@ -887,9 +895,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     grouped = _by_system(main_records)
     figure_path = None
     if any(system in grouped for system in EXPERIMENTS["figure3"]):
-        args.figure.parent.mkdir(parents=True, exist_ok=True)
-        plot_figure3(grouped, args.figure)
-        figure_path = Path(os.path.relpath(args.figure.resolve(), args.report.resolve().parent))
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        plot_figure3(grouped, figure)
+        figure_path = Path(os.path.relpath(figure.resolve(), args.report.resolve().parent))
     write_report_section(args.report, build_report(main_records, load_records(tuning_path), args.set, figure_path))
     return load_records(output_path)
 

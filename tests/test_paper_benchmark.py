@@ -15,7 +15,8 @@ paper = load_script(REPO_ROOT / "benchmarks" / "paper.py", "paper_benchmark")
 
 def test_runner_writes_records_report_and_figure3(tmp_path):
     results_path, report_path, figure_path = tmp_path / "paper-quick.json", tmp_path / "B.md", tmp_path / "fig3.png"
-    report_path.write_text("# Benchmarks\n\n## Speed\n\nsomeone else's section\n", encoding="utf-8")
+    other_set = "## Paper experiments: the `cpu` set\n\nthe cpu set's tables\n"
+    report_path.write_text(f"# Benchmarks\n\n{other_set}\n## Speed\n\nsomeone else's section\n", encoding="utf-8")
     argv = [
         "--set", "quick", "--dataset", "goemotions", "--data-dir", str(DATA_DIR / "goemotions"),
         "--only", "BR,S2S", "--seeds", "1", "--threads", "1",
@@ -39,8 +40,8 @@ def test_runner_writes_records_report_and_figure3(tmp_path):
     assert neural["stopped_by_time_budget"] and 0 < neural["epochs_done"] < 1 and neural["best_epoch"] is not None
 
     report = report_path.read_text(encoding="utf-8")
-    assert "## Speed\n\nsomeone else's section" in report
-    assert report.count(paper.REPORT_SECTION_TITLE) == 1
+    assert "## Speed\n\nsomeone else's section" in report and other_set in report  # another set's section stays
+    assert report.count(paper.report_section_title("quick")) == 1
     assert "| BR | 1 |" in report and "| S2S | 1 |" in report and "| SU4MLC | not run |" in report
     assert "### Figure 3" in report and figure_path.exists()
 
@@ -49,7 +50,7 @@ def test_runner_writes_records_report_and_figure3(tmp_path):
     paper.main([*argv, "--only", "BR"])
     assert sorted(record["system"] for record in json.loads(results_path.read_text(encoding="utf-8"))) == ["BR", "S2S"]
     report = report_path.read_text(encoding="utf-8")
-    assert report.count(paper.REPORT_SECTION_TITLE) == 1 and "someone else's section" in report
+    assert report.count(paper.report_section_title("quick")) == 1 and "someone else's section" in report
     assert report.count("### Notes\n\nhand-written") == 1
 
 
