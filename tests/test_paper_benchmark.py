@@ -44,6 +44,9 @@ def test_runner_writes_records_report_and_figure3(tmp_path):
     assert report.count(paper.report_section_title("quick")) == 1
     assert "| BR | 1 |" in report and "| S2S | 1 |" in report and "| SU4MLC | not run |" in report
     assert "### Figure 3" in report and figure_path.exists()
+    # Systems beyond the paper's tables that were not run get no table rows or orderings, only a "Not run" entry.
+    assert "### Beyond the paper" not in report and "(2018 code) > S2S+Attn" not in report
+    assert "SU4MLC (2018 code)," in report.split("### Not run", 1)[1]
 
     # A second run replaces the records of the systems it runs and this script's section, except its notes.
     report_path.write_text(report + "\n### Notes\n\nhand-written\n", encoding="utf-8")  # the section ends the file
