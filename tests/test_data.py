@@ -1,4 +1,4 @@
-"""Tests of the data pipeline (su4mlc_hf/data.py): loaders, preprocessing, collator."""
+"""Tests of the data pipeline (the su4mlc_hf.data package): loaders, preprocessing, collator."""
 
 import json
 import logging
