@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -166,6 +167,20 @@ def test_an_edited_file_is_read_again(tmp_path, cache_dir):
     assert load_multilabel_dataset(path, cache_dir=cache_dir)["train"][0]["text"] == "old"
     path.write_text(json.dumps({"text": "newer", "labels": ["a"]}) + "\n", encoding="utf-8")
     assert load_multilabel_dataset(path, cache_dir=cache_dir)["train"][0]["text"] == "newer"
+
+
+def test_a_file_edited_to_the_same_size_and_time_is_never_read_from_a_stale_cache(tmp_path, cache_dir):
+    """Issue 14: the cache key was (path, size, modification time), so an edit that kept both (within the clock's
+    resolution, or `cp -p`/`rsync -t`/`touch -r` restoring the time) read the old examples."""
+    path = tmp_path / "data.csv"
+    path.write_text("text,labels\nold text,joy\n", encoding="utf-8")
+    status = path.stat()
+    assert load_multilabel_dataset(path, cache_dir=cache_dir)["train"]["text"] == ["old text"]
+    path.write_text("text,labels\nnew text,awe\n", encoding="utf-8")
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (status.st_size, status.st_mtime_ns)
+    reloaded = load_multilabel_dataset(path, cache_dir=cache_dir)["train"]
+    assert rows(reloaded) == [{"text": "new text", "labels": ["awe"]}]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ the readers of `readers.py` and streamed into the `datasets` cache.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
@@ -26,12 +28,22 @@ from .readers import (
     READERS,
     TEXT_COLUMN,
     DataFormatError,
+    LabelStringCheck,
     example_from_record,
     read_lines,
 )
 
-# Split names as found in file names -> the `datasets` names.
-SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
+# The one table of split names: a data file of a `--dataset_dir` folder is named `<name>.<format>`, with a name
+# from here (any case); the value is the `datasets` split it becomes.
+SPLIT_NAMES = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "eval": "validation",
+    "test": "test",
+}
 # `datasets` hashes a function of an importable module by its name only, so cached Arrow files would outlive a
 # change of the readers; the source of the readers and of this module goes into their cache key instead.
 _SOURCE_FINGERPRINT = Hasher.hash(
@@ -59,16 +71,16 @@ def _load_split(
 ) -> Dataset:
     """Reads one split into an Arrow-backed `Dataset` (streamed to the `datasets` cache, not held in memory).
 
-    The cache key covers this module's source, the reader options and each file's size and modification time,
-    so an edited file (or reader) is read again; as the key changes, so do those of the `map`s that follow.
+    The cache key covers the readers' source, the reader options and each file's size, modification time and
+    content hash, so an edited file (or reader) is read again, even one edited to the same size within the clock's
+    resolution or with its modification time restored; as the key changes, so do those of the `map`s that follow.
     """
     paths = tuple(str(path) for path in paths)
     for path in paths:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No such data file: {path}")
     gen_kwargs = {"reader": reader, "paths": paths, "options": options}
-    file_states = [(os.path.abspath(path), os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in paths]
-    fingerprint = Hasher.hash((_SOURCE_FINGERPRINT, gen_kwargs, file_states, features))
+    fingerprint = Hasher.hash((_SOURCE_FINGERPRINT, gen_kwargs, [_file_state(path) for path in paths], features))
     try:
         return Dataset.from_generator(
             _generate_examples, features=features, gen_kwargs=gen_kwargs, cache_dir=cache_dir, fingerprint=fingerprint
@@ -82,6 +94,15 @@ def _load_split(
 
 # --------------------------------------------------------------------------------------------------
 # Public loaders
+
+
+def _file_state(path: str) -> tuple[str, int, int, str]:
+    """`(absolute path, size, modification time in ns, BLAKE2b of the content)`: hashing reads the file once more,
+    about a second per GB, which is small beside parsing it."""
+    status = os.stat(path)
+    with open(path, "rb") as file:
+        digest = hashlib.file_digest(file, "blake2b").hexdigest()
+    return os.path.abspath(path), status.st_size, status.st_mtime_ns, digest
 
 
 def load_multilabel_dataset(
@@ -104,8 +125,9 @@ def load_multilabel_dataset(
               the same line of the other file, separated by `label_delimiter`);
             - a single such file (one `"train"` split);
             - a folder written by `save_to_disk`;
-            - a folder of `<split>.jsonl|.json|.csv|.tsv` files or `<split>.src` + `<split>.tgt` pairs (`dev`,
-              `valid` and `val` are read as `"validation"`);
+            - a folder of `<split>.jsonl|.json|.csv|.tsv` files or `<split>.src` + `<split>.tgt` pairs, where
+              `<split>` is `train`, `validation` (or `valid`, `val`, `dev`, `eval`) or `test` (`SPLIT_NAMES`);
+              a data file with another name, or a `.src` without its `.tgt`, is an error;
             - otherwise a Hub dataset name, read with `datasets.load_dataset(source, **hub_kwargs)` (offline this
               raises `datasets`' own error).
         text_column (`str`, *optional*, defaults to `"text"`):
@@ -138,9 +160,7 @@ def load_multilabel_dataset(
         return DatasetDict({"train": _load_data_file(path, options, cache_dir)})
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
-            return _canonical_columns(
-                datasets.load_from_disk(str(path)), text_column, labels_column, label_delimiter, source=str(path)
-            )
+            return _canonical_columns(_load_saved(path), text_column, labels_column, label_delimiter, source=str(path))
         return DatasetDict(
             {split: _load_data_file(files, options, cache_dir) for split, files in _find_split_files(path).items()}
         )
@@ -153,6 +173,18 @@ def load_multilabel_dataset(
         label_delimiter,
         source=str(source),
     )
+
+
+def _load_saved(folder: Path) -> Dataset | DatasetDict:
+    """`datasets.load_from_disk`, with its errors on a damaged folder (a truncated Arrow file, broken JSON, a
+    missing file) turned into one that names the folder."""
+    try:
+        return datasets.load_from_disk(str(folder))
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
+        raise DataFormatError(
+            f"{folder}: not a readable `save_to_disk` folder ({type(error).__name__}: {error}). Save the dataset "
+            "again, or point to the original data files."
+        ) from None
 
 
 def _load_data_file(files: str | os.PathLike | tuple, options: dict[str, Any], cache_dir: str | None) -> Dataset:
@@ -174,17 +206,31 @@ def _load_data_file(files: str | os.PathLike | tuple, options: dict[str, Any], c
 
 
 def _find_split_files(folder: Path) -> dict[str, str | tuple[str, str]]:
-    """`<split>.<ext>` files and `<split>.src`/`<split>.tgt` pairs of a folder, by split name."""
+    """The data files of a folder by split: `<split>.<format>` files and `<split>.src`/`<split>.tgt` pairs, with
+    `<split>` a name of `SPLIT_NAMES`. Other files (a README, `labels.txt`, ...) are not data and are left alone."""
     found: dict[str, str | tuple[str, str]] = {}
     for path in sorted(folder.iterdir()):
         suffix = path.suffix.lower()
-        if suffix in FILE_FORMATS:
-            files: str | tuple[str, str] = str(path)
-        elif suffix == PAIRED_SUFFIXES[0] and path.with_suffix(PAIRED_SUFFIXES[1]).is_file():
-            files = (str(path), str(path.with_suffix(PAIRED_SUFFIXES[1])))
-        else:
+        if suffix not in FILE_FORMATS and suffix not in PAIRED_SUFFIXES:
             continue
-        split = SPLIT_ALIASES.get(path.stem.lower(), path.stem)
+        split = SPLIT_NAMES.get(path.stem.lower())
+        if split is None:
+            raise DataFormatError(
+                f"{path}: a data file whose name is no split name; rename it to <split>{suffix} with <split> one of "
+                f"{sorted(SPLIT_NAMES)}, or move it out of the folder."
+            )
+        if suffix in PAIRED_SUFFIXES:
+            texts, labels = (path.with_suffix(paired_suffix) for paired_suffix in PAIRED_SUFFIXES)
+            if not (texts.is_file() and labels.is_file()):
+                raise DataFormatError(
+                    f"{path}: no {(labels if path == texts else texts).name} beside it; a split of SGM-style pairs "
+                    "needs both <split>.src (one text per line) and <split>.tgt (its labels on the same line)."
+                )
+            if path == labels:
+                continue  # the pair is taken with its .src file
+            files: str | tuple[str, str] = (str(texts), str(labels))
+        else:
+            files = str(path)
         if split in found:
             raise DataFormatError(f"{folder}: two data files for split {split!r}: {found[split]} and {files}.")
         found[split] = files
@@ -210,6 +256,12 @@ def _canonical_columns(
                     f"{source}, split {split!r}: no column {column!r} (columns: {split_dataset.column_names})."
                 )
         label_feature = split_dataset.features[labels_column]
+        if label_feature == Value("string"):
+            label_check = LabelStringCheck(label_delimiter)
+            for batch in split_dataset.select_columns(labels_column).iter(batch_size=10_000):
+                for value in batch[labels_column]:
+                    label_check.observe(value)
+            label_check.raise_if_joined(f"{source}, split {split!r}", labels_column)
         class_label = getattr(label_feature, "feature", label_feature)  # the element type of a list feature
         canonical[split] = split_dataset.map(
             _canonical_batch,
