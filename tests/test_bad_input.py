@@ -9,6 +9,8 @@ import itertools
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -18,6 +20,7 @@ from transformers import AutoModel
 
 from su4mlc_hf import SU4MLCForMultiLabelClassification, SU4MLCTokenizer
 from su4mlc_hf.data import (
+    MAX_CHARACTERS_PER_WORD,
     DataFormatError,
     SU4MLCDataCollator,
     load_goemotions,
@@ -221,16 +224,20 @@ def test_a_damaged_save_to_disk_folder_is_an_error_naming_it(damage, tmp_path):
 WORDLESS_TEXTS = [None, "", "   ", "\t\n\r\n", "\u00a0", "\u3000 \u3000", "\u2028"]
 
 
-def test_empty_and_whitespace_only_texts_are_dropped_and_counted_in_every_split():
+def test_empty_and_whitespace_only_texts_are_dropped_from_training_and_kept_elsewhere():
     texts = ["good news today", *WORDLESS_TEXTS, "so sad"]
     label_lists = [["joy"]] * len(texts)
     raw = DatasetDict({split: raw_dataset(texts, label_lists) for split in ("train", "validation", "test")})
     prepared, _, _, report = prepare_datasets(raw)
-    for split in raw:
-        counts = report.splits[split]
-        assert (counts.num_examples, counts.num_kept, counts.empty_texts) == (9, 2, 7)
-        assert prepared[split]["text"] == ["good news today", "so sad"]
-    assert "kept 2/9; empty texts dropped 7" in str(report)
+    train = report.splits["train"]
+    assert (train.num_examples, train.num_kept, train.empty_texts) == (9, 2, 7)
+    assert prepared["train"]["text"] == ["good news today", "so sad"]
+    assert "train: kept 2/9; empty texts 7 (dropped)" in str(report)
+    # Validation and test are scored over the whole file: each wordless text is kept with no input word.
+    for split in ("validation", "test"):
+        assert (report.splits[split].num_kept, report.splits[split].empty_texts) == (9, 7)
+        assert prepared[split]["length"] == [3, 0, 0, 0, 0, 0, 0, 0, 2]
+        assert f"{split}: kept 9/9; empty texts 7 (kept)" in str(report)
 
 
 @pytest.mark.parametrize(
@@ -257,11 +264,74 @@ def test_texts_far_over_the_word_limit_are_dropped_or_truncated():
     )
     dropped, tokenizer, label_vocab, report = prepare_datasets(raw, max_words=500)
     assert [report.splits[split].overlong_texts for split in raw] == [1, 1]
-    assert len(dropped["train"]) == 2 and len(dropped["test"]) == 0
+    assert len(dropped["train"]) == 2 and dropped["test"]["length"] == [500]  # the test text is cut, not dropped
     assert "zyzzyva" not in tokenizer.get_vocab() and "anger" not in label_vocab
+    assert dropped["test"]["gold_labels"] == [["anger"]]  # unknown to the model, still gold
     truncated, tokenizer, _, _ = prepare_datasets(raw, max_words=500, overlong="truncate")
     assert truncated["train"]["length"] == [6, 500, 3] and truncated["test"]["length"] == [500]
     assert "zyzzyva" not in tokenizer.get_vocab()
+
+
+
+def test_a_word_far_over_the_character_budget_counts_as_over_long():
+    """Only `(max_words + 1) * MAX_CHARACTERS_PER_WORD` characters of a text are tokenized, so one huge "word" (a
+    pasted blob) is over-long however few words the text has: dropped from training, cut elsewhere."""
+    blob = "x" * (5 * MAX_CHARACTERS_PER_WORD * 10)
+    texts = [text_of(3), f"so {blob} good"]
+    raw = DatasetDict({"train": raw_dataset(texts, [["joy"], ["anger"]]), "test": raw_dataset(texts, [["joy"]] * 2)})
+    prepared, _, _, report = prepare_datasets(raw, max_words=4)
+    assert [(counts.overlong_texts, counts.truncated_texts) for counts in report.splits.values()] == [(1, 0), (1, 1)]
+    assert prepared["train"]["text"] == [text_of(3)]
+    assert prepared["test"]["text"][1] == f"so {blob}"[: 5 * MAX_CHARACTERS_PER_WORD]
+    assert prepared["test"]["length"] == [3, 2]
+
+# A child process that loads and prepares a small folder (to warm up imports and caches), then a folder with one
+# line of `LONG_LINE_MB` MB, and prints the growth of its peak resident memory over the second step.
+MEMORY_PROBE = """
+import json, resource, sys
+import datasets
+from su4mlc_hf.data import load_multilabel_dataset, prepare_datasets
+
+datasets.disable_progress_bars()
+small, large, cache_dir = sys.argv[1:]
+peak_mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+prepare_datasets(load_multilabel_dataset(small, cache_dir=cache_dir))
+before = peak_mb()
+prepared, _, _, report = prepare_datasets(load_multilabel_dataset(large, cache_dir=cache_dir))
+print(json.dumps({
+    "growth_mb": peak_mb() - before,
+    "train_texts": list(prepared["train"]["text"]),
+    "test_lengths": list(prepared["test"]["length"]),
+    "test_gold": list(prepared["test"]["gold_labels"]),
+    "overlong": {split: [counts.overlong_texts, counts.truncated_texts] for split, counts in report.splits.items()},
+}))
+"""
+LONG_LINE_MB = 20
+
+
+def test_a_line_of_20_mb_is_prepared_in_bounded_memory(tmp_path):
+    """Issue 14: a 20 MB line took 2.8 GB, as the whole text was tokenized before the word limit applied. Now only
+    the first `max_words + 1` words are tokenized: the train split drops the text, the test split keeps its first
+    500 words."""
+    short_lines = [{"text": text_of(8), "labels": ["joy"]}, {"text": text_of(3), "labels": ["anger"]}]
+    long_line = {"text": "so " * (LONG_LINE_MB * 2**20 // 3), "labels": ["joy"]}
+    for folder, extra in (("small", []), ("large", [long_line])):
+        (tmp_path / folder).mkdir()
+        for split in ("train", "test"):
+            lines = [*short_lines, *extra]
+            (tmp_path / folder / f"{split}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    completed = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "small"), str(tmp_path / "large"), str(tmp_path / "c")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    # The line itself is held a few times while it is read and written to the Arrow cache; the old code grew by
+    # 140 times its size.
+    assert outcome["growth_mb"] < 10 * LONG_LINE_MB, outcome["growth_mb"]
+    assert outcome["train_texts"] == [text_of(8), text_of(3)]
+    assert outcome["test_lengths"] == [8, 3, 500] and outcome["test_gold"] == [["joy"], ["anger"], ["joy"]]
+    assert outcome["overlong"] == {"train": [1, 0], "test": [1, 1]}
 
 
 def test_predict_reads_a_text_far_over_the_limit_whole_or_cut_to_max_length(tmp_path):

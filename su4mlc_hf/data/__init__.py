@@ -22,12 +22,20 @@ collator ignores the extra columns (`text`, `length`).
 
 from .data_collator import LABEL_PAD_ID, SU4MLCDataCollator
 from .loading import load_goemotions, load_multilabel_dataset, load_reuters_modapte
-from .preprocessing import PreparationReport, SplitReport, prepare_datasets
+from .preprocessing import (
+    GOLD_LABELS_COLUMN,
+    MAX_CHARACTERS_PER_WORD,
+    PreparationReport,
+    SplitReport,
+    prepare_datasets,
+)
 from .readers import LABELS_COLUMN, RAW_FEATURES, TEXT_COLUMN, DataFormatError
 
 __all__ = [
+    "GOLD_LABELS_COLUMN",
     "LABELS_COLUMN",
     "LABEL_PAD_ID",
+    "MAX_CHARACTERS_PER_WORD",
     "RAW_FEATURES",
     "TEXT_COLUMN",
     "DataFormatError",
