@@ -62,6 +62,15 @@ def _generate_examples(reader: str, paths: tuple[str, ...], options: dict[str, A
         )
 
 
+def _file_state(path: str) -> tuple[str, int, int, str]:
+    """`(absolute path, size, modification time in ns, BLAKE2b of the content)`: hashing reads the file once more,
+    about a second per GB, which is small beside parsing it."""
+    status = os.stat(path)
+    with open(path, "rb") as file:
+        digest = hashlib.file_digest(file, "blake2b").hexdigest()
+    return os.path.abspath(path), status.st_size, status.st_mtime_ns, digest
+
+
 def _load_split(
     reader: str,
     paths: Sequence[str | os.PathLike],
@@ -94,15 +103,6 @@ def _load_split(
 
 # --------------------------------------------------------------------------------------------------
 # Public loaders
-
-
-def _file_state(path: str) -> tuple[str, int, int, str]:
-    """`(absolute path, size, modification time in ns, BLAKE2b of the content)`: hashing reads the file once more,
-    about a second per GB, which is small beside parsing it."""
-    status = os.stat(path)
-    with open(path, "rb") as file:
-        digest = hashlib.file_digest(file, "blake2b").hexdigest()
-    return os.path.abspath(path), status.st_size, status.st_mtime_ns, digest
 
 
 def load_multilabel_dataset(
@@ -143,8 +143,10 @@ def load_multilabel_dataset(
             Where `datasets` caches the Arrow files read from text files (default: its usual cache).
 
     Raises:
-        `DataFormatError`: unreadable input (malformed JSON, missing column, invalid UTF-8, empty file,
-        misaligned pair), with the file, line and field.
+        `DataFormatError`: unreadable input (malformed JSON or CSV, a missing or duplicate column or key, invalid
+        UTF-8, an empty file, a misaligned or half pair, a data file named after no split, label strings that look
+        joined by `,`, `;` or `|` with no `label_delimiter`, a damaged `save_to_disk` folder), with the file, line
+        and field.
         `FileNotFoundError`: a named data file does not exist.
     """
     options = {
