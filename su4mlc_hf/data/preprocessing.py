@@ -101,21 +101,22 @@ def _column_batches(dataset: Dataset, column: str, batch_size: int = 10_000) -> 
 def _head_for_word_limit(text: str, max_words: int) -> tuple[str, bool]:
     """The part of `text` that decides its words under a limit of `max_words`, found without reading the rest.
 
-    Tokenizing costs memory many times the length of the text, so a text is cut before it is tokenized to at most
-    its first `max_words + 1` chunks and `(max_words + 1) * MAX_CHARACTERS_PER_WORD` characters: whether it is over
-    the limit, and its first `max_words` words, are the same for the head as for the whole text.
+    Tokenizing costs memory many times the length of the text, so a text longer than the character budget of
+    `(max_words + 1) * MAX_CHARACTERS_PER_WORD` is cut before it is tokenized, to its first `max_words + 1` chunks
+    within the budget: whether it is over the limit, and its first `max_words` words, are the same for the head as
+    for the whole text. Shorter texts are tokenized whole.
 
     Returns:
         `(head, over_by_characters)`. `over_by_characters` is True when the text's first `max_words` chunks run
         past the character budget, so the text counts as over-long even if the head holds fewer words.
     """
     budget = (max_words + 1) * MAX_CHARACTERS_PER_WORD
+    if len(text) <= budget:
+        return text, False
     head = text[:budget]
     chunks = list(islice(_CHUNK.finditer(head), max_words + 1))
     if len(chunks) > max_words:
         return head[: chunks[-1].end()], False  # more than `max_words` words: the tokenizer finds it over the limit
-    if len(text) <= budget:
-        return text, False
     # No more than `max_words` chunks within the budget, and the text goes on: over-long if any word follows.
     return head, _CHUNK.search(text, budget) is not None
 
@@ -205,9 +206,9 @@ def prepare_datasets(
     2. Texts of more than `max_words` words are cut to their first `max_words` words (the `text` column is cut
        too, so the words past the limit enter neither the word vocabulary nor predictions), except in the train
        split with `overlong="drop"` (the paper), which drops them. A word is a token of the tokenizer. Memory stays
-       bounded whatever a text's length: only its first `max_words + 1` whitespace-separated chunks, and no more
-       than `(max_words + 1) * MAX_CHARACTERS_PER_WORD` characters, are tokenized; a text whose first `max_words`
-       words run past that many characters counts as over-long.
+       bounded whatever a text's length: no more than `(max_words + 1) * MAX_CHARACTERS_PER_WORD` characters of a
+       text (50,100 for 500 words) and `max_words + 1` of its whitespace-separated chunks are tokenized; a text
+       whose first `max_words` words run past that many characters counts as over-long.
     3. Label sets are deduplicated; an empty label set is kept (and counted).
 
     The word vocabulary (unless `tokenizer` is given) and the label vocabulary (unless `label_vocab` is given)
