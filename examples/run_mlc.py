@@ -45,9 +45,10 @@ from su4mlc_hf.data import (
 )
 from su4mlc_hf.decision import tune_decision_threshold
 from su4mlc_hf.label_vocab import LabelVocabulary
-from su4mlc_hf.recipe import TrainingDataStatistics, apply_recipe, recipe_settings
 from su4mlc_hf.metrics import label_name_scores, multi_hot
+from su4mlc_hf.recipe import TrainingDataStatistics, apply_recipe, recipe_settings
 from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
+from su4mlc_hf.word_vectors import load_word_vectors, word_vectors_dimension
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,13 @@ class ModelArguments:
     hybrid_output: str = field(default="concat", metadata={"help": "concat (paper) or residual (2018 code)."})
     max_labels: int = field(default=16, metadata={"help": "Most labels generated per text."})
     num_beams: int = field(default=5, metadata={"help": "Beam size for evaluation and prediction (1 = greedy)."})
+    embeddings_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained word vectors (GloVe / word2vec text format) for the word embeddings; their dimension "
+            "sets --embedding_size."
+        },
+    )
     label_head_loss_weight: float = field(
         default=0.0, metadata={"help": "Weight of the auxiliary per-label loss (0: no label head, the paper)."}
     )
@@ -192,14 +200,24 @@ def dataset_card_fields(data_args: DataArguments) -> dict:
     return {"dataset_name": data_args.dataset_dir or data_args.train_file}
 
 
-def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabulary):
+def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabulary, given: set[str]):
     if model_args.model_name_or_path is not None:
         return SU4MLCForMultiLabelClassification.from_pretrained(model_args.model_name_or_path)
+    if model_args.embeddings_file is not None:
+        dimension = word_vectors_dimension(model_args.embeddings_file)
+        if "embedding_size" in given and model_args.embedding_size != dimension:
+            raise ValueError(
+                f"--embedding_size {model_args.embedding_size} but --embeddings_file {model_args.embeddings_file} "
+                f"holds {dimension}-dimensional vectors: drop --embedding_size or give {dimension}."
+            )
+        model_args.embedding_size = dimension
     config_fields = {f.name for f in fields(SU4MLCConfig)} - {"id2label", "label2id"}
     overrides = {name: value for name, value in vars(model_args).items() if name in config_fields}
     config = SU4MLCConfig(source_vocab_size=len(tokenizer), id2label=label_vocab.id2label, **overrides)
     model = SU4MLCForMultiLabelClassification(config)
     model.generation_config.num_beams = model_args.num_beams
+    if model_args.embeddings_file is not None:
+        logger.info(str(load_word_vectors(model_args.embeddings_file, tokenizer.get_vocab(), model.encoder.embed_tokens)))
     return model
 
 
@@ -303,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         )
         logger.info(f"Recipe {model_args.recipe!r} for {statistics}: {applied}")
 
-    model = build_model(model_args, tokenizer, label_vocab)
+    model = build_model(model_args, tokenizer, label_vocab, given)
     logger.info(
         f"SU4MLC ({model.config.attention} attention): {model.num_parameters():,} parameters, "
         f"{len(label_vocab)} labels, {len(tokenizer)} words"
