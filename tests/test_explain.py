@@ -9,10 +9,8 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification, SU4MLCTokenizer
-from su4mlc_hf.data import SU4MLCDataCollator, load_goemotions, prepare_datasets
+from su4mlc_hf import SU4MLCTokenizer
 from su4mlc_hf.explain import AttentionExplanation, save_attention_figure, semantic_unit_spans
-from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
 
 from .conftest import (
     DATA_DIR,
@@ -21,6 +19,7 @@ from .conftest import (
     save_tiny_model_and_tokenizer,
     tiny_config,
     tiny_model,
+    train_on_goemotions_sample,
 )
 from .test_baselines import tiny_hierarchical
 from .test_run_mlc import TINY_MODEL_ARGS, run_mlc
@@ -32,22 +31,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def trained(tmp_path_factory):
     """A tiny hybrid SU4MLC trained for a few seconds on the GoEmotions sample (enough to predict labels), its
     tokenizer, and 12 test texts of 2 to 30 words."""
-    torch.manual_seed(0)
-    raw = load_goemotions(DATA_DIR / "goemotions")
-    prepared, tokenizer, label_vocab, _ = prepare_datasets(raw)
-    config = SU4MLCConfig(
-        source_vocab_size=len(tokenizer), id2label=label_vocab.id2label, embedding_size=16, hidden_size=16,
-        dropout=0.0, max_labels=4,
-    )  # fmt: skip
-    model = SU4MLCForMultiLabelClassification(config)
-    args = SU4MLCTrainingArguments(
-        output_dir=str(tmp_path_factory.mktemp("explain")), learning_rate=1e-2, lr_decay_per_epoch=1.0,
-        num_train_epochs=15, per_device_train_batch_size=32, eval_strategy="no", save_strategy="no",
-        load_best_model_at_end=False, logging_strategy="no", disable_tqdm=True, seed=0, report_to=[],
-    )  # fmt: skip
-    SU4MLCTrainer(model=model, args=args, train_dataset=prepared["train"], data_collator=SU4MLCDataCollator()).train()
-    texts = raw["test"]["text"][:11] + ["so sad"]
-    return model.eval(), tokenizer, texts
+    model, prepared, tokenizer, _ = train_on_goemotions_sample(tmp_path_factory.mktemp("explain"), size=16, epochs=15)
+    texts = prepared["test"]["text"][:11] + ["so sad"]
+    return model, tokenizer, texts
 
 
 def assert_distributions(weights: np.ndarray, rows: int, columns: int) -> None:
@@ -175,9 +161,11 @@ import json, sys
 from transformers import AutoModel, AutoTokenizer
 
 model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
-explanation = model.explain("thanks so much, this made my day!", AutoTokenizer.from_pretrained(sys.argv[1]), num_beams=1)
-print("\\n" + json.dumps({"module": type(model).__module__, "labels": explanation.labels,
-                  "word_sums": explanation.word_attention.sum(axis=1).tolist(), "spans": explanation.unit_spans}))  # after a "run the custom code?" prompt
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+explanation = model.explain("thanks so much, this made my day!", tokenizer, num_beams=1)
+shown = {"module": type(model).__module__, "labels": explanation.labels, "spans": explanation.unit_spans,
+         "word_sums": explanation.word_attention.sum(axis=1).tolist()}
+print("\\n" + json.dumps(shown))  # on a line of its own, after the "run the custom code?" prompt
 """
 
 
