@@ -21,6 +21,7 @@ again with the same `--output_dir` (or `--resume_from_checkpoint PATH`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -119,6 +120,9 @@ class DataArguments:
     def __post_init__(self):
         if self.explain < 0:
             raise ValueError(f"--explain {self.explain}: give the number of test texts to draw, 0 or more.")
+        # Checked now rather than after training, when the pictures are drawn.
+        if self.explain and importlib.util.find_spec("matplotlib") is None:
+            raise ImportError("--explain draws with matplotlib, which is not installed: pip install matplotlib")
 
 
 def load_raw_datasets(data_args: DataArguments) -> datasets.DatasetDict:

@@ -15,6 +15,7 @@ decoder step that emitted label i. [`save_attention_figure`] draws one explanati
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,10 +256,14 @@ def attention_figure(explanation: AttentionExplanation, max_words: int = 80):
 
 
 def save_attention_figure(explanation: AttentionExplanation, path: str | Path, max_words: int = 80) -> Path:
-    """Draws [`attention_figure`] into the PNG file `path` (its folder is created) and returns the path."""
+    """Draws [`attention_figure`] into the PNG file `path` (its folder is created) and returns the path. The file is
+    written under a temporary name and renamed, so an interrupted run never leaves a truncated PNG at `path`."""
+    figure = attention_figure(explanation, max_words=max_words)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    attention_figure(explanation, max_words=max_words).savefig(path, format="png", dpi=150)
+    temporary = path.with_name(f"{path.name}.tmp")
+    figure.savefig(temporary, format="png", dpi=150)
+    os.replace(temporary, path)
     return path
 
 

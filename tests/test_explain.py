@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -220,3 +221,20 @@ def test_run_mlc_explain_writes_a_picture_per_test_text(tmp_path):
 def test_run_mlc_refuses_a_negative_explain_count(tmp_path):
     with pytest.raises(ValueError, match="--explain -1: give the number of test texts"):
         run_mlc.main(["--train_file", "x.jsonl", "--output_dir", str(tmp_path), "--explain", "-1"])
+
+
+def test_without_matplotlib_run_mlc_explain_stops_before_any_work_and_drawing_says_what_to_install(
+    tmp_path, monkeypatch
+):
+    explanation = AttentionExplanation(
+        text="hm", words=["hm"], labels=[], scores=[], attention="word", word_attention=np.zeros((0, 1)),
+        unit_attention=None, unit_spans=[],
+    )  # fmt: skip
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    with pytest.raises(ImportError, match="--explain draws with matplotlib, which is not installed: pip install"):
+        run_mlc.main(["--train_file", "missing.jsonl", "--output_dir", str(tmp_path / "out"), "--explain", "1"])
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ImportError, match="Drawing attention needs matplotlib: pip install matplotlib"):
+        save_attention_figure(explanation, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
