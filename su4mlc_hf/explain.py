@@ -16,6 +16,7 @@ decoder step that emitted label i. [`save_attention_figure`] draws one explanati
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,19 +222,22 @@ def attention_figure(explanation: AttentionExplanation, max_words: int = 80):
         raise ImportError("Drawing attention needs matplotlib: pip install matplotlib") from error
 
     words = explanation.words
+    # Per panel: title, weights, the column names under it, and (words only) the word numbers over it, which the
+    # semantic units' names refer to.
     panels = []
     queries = ATTENTION_QUERIES[explanation.attention]
     if explanation.word_attention is not None:
-        panels.append((f"words ({queries['words']} → h)", explanation.word_attention, [shorten(w) for w in words]))
+        numbers = [str(position + 1) for position in range(len(words))]
+        names = [shorten(word) for word in words]
+        panels.append((f"words ({queries['words']} → h)", explanation.word_attention, names, numbers))
     if explanation.unit_attention is not None:
         names = [
-            "(padding)" if span is None else f"{shorten(words[span[0]], 8)} … {shorten(words[span[1]], 8)}"
-            for span in explanation.unit_spans
+            "(padding)" if span is None else f"words {span[0] + 1}–{span[1] + 1}" for span in explanation.unit_spans
         ]
-        panels.append((f"semantic units ({queries['units']} → g)", explanation.unit_attention, names))
+        panels.append((f"semantic units ({queries['units']} → g)", explanation.unit_attention, names, None))
     rows = [f"{label} ({score:.2f})" for label, score in zip(explanation.labels, explanation.scores)]
 
-    columns = min(max([1, *(len(names) for _, _, names in panels)]), max_words)
+    columns = min(max([1, *(len(names) for _, _, names, _ in panels)]), max_words)
     figure = Figure(
         figsize=(min(3 + 0.32 * columns, 30), 1.0 + sum(1.3 + 0.3 * len(rows) for _ in panels)), layout="constrained"
     )
@@ -244,11 +248,13 @@ def attention_figure(explanation: AttentionExplanation, max_words: int = 80):
         figure.text(0.5, 0.5, f"({reason})", ha="center", va="center")
         return figure
     axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
-    for axis, (title, weights, names) in zip(axes, panels):
+    for axis, (title, weights, names, numbers) in zip(axes, panels):
         shown = min(len(names), max_words)
         image = axis.imshow(weights[:, :shown], cmap="Reds", vmin=0.0, vmax=max(weights.max(), 1e-9), aspect="auto")
         axis.set_xticks(range(shown), names[:shown], rotation=90, fontsize=8)
         axis.set_yticks(range(len(rows)), rows, fontsize=9)
+        if numbers is not None:
+            axis.secondary_xaxis("top").set_xticks(range(shown), numbers[:shown], fontsize=6)
         cut = f" (first {shown} of {len(names)})" if shown < len(names) else ""
         axis.set_title(f"attention over {title}{cut}", fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.025, pad=0.01)
@@ -262,7 +268,10 @@ def save_attention_figure(explanation: AttentionExplanation, path: str | Path, m
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=150)
+    with warnings.catch_warnings():
+        # Characters the font lacks (emoji, in GoEmotions) are drawn as boxes; a warning per glyph says nothing more.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        figure.savefig(temporary, format="png", dpi=150)
     os.replace(temporary, path)
     return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -202,6 +203,18 @@ def test_the_picture_is_a_png_heat_map(trained, tmp_path):
         unit_attention=np.zeros((0, 1)), unit_spans=[(0, 0)],
     )  # fmt: skip
     assert_valid_png(save_attention_figure(empty, tmp_path / "empty.png"))
+
+
+def test_characters_the_font_lacks_draw_without_a_warning(tmp_path):
+    """GoEmotions texts are full of emoji, which matplotlib's default font lacks: one warning per glyph per picture
+    would say nothing a user can act on."""
+    explanation = AttentionExplanation(
+        text="love it 💜", words=["love", "it", "💜"], labels=["love"], scores=[0.9], attention="word",
+        word_attention=np.array([[0.7, 0.1, 0.2]]), unit_attention=None, unit_spans=[],
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_valid_png(save_attention_figure(explanation, tmp_path / "emoji.png"))
 
 
 def test_run_mlc_explain_writes_a_picture_per_test_text(tmp_path):
