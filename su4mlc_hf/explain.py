@@ -9,7 +9,7 @@ decoder step that emitted label i. [`save_attention_figure`] draws one explanati
 >>> explanation = model.explain("thanks so much, this made my day!", tokenizer)
 >>> explanation.labels, explanation.words[:3], explanation.word_attention.shape
 (['gratitude'], ['thanks', 'so', 'much'], (1, 9))
->>> save_attention_figure(explanation, "attention.png")
+>>> path = save_attention_figure(explanation, "attention.png")  # a PNG heat map
 ```
 """
 
