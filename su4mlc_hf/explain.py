@@ -166,9 +166,9 @@ def explain_attention(
         batch = tokenizer.pad({"input_ids": [encodings["input_ids"][row] for row in rows]}, return_tensors="pt")
         batch = batch.to(model.device)
         label_lists = [[label for label, _ in predictions[row]] for row in rows]
-        encoder_outputs = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         outputs = model(
-            encoder_outputs=encoder_outputs,
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
             decoder_input_ids=teacher_forced_decoder_inputs(label_lists, model.config).to(model.device),
             output_attentions=True,
             use_cache=False,
