@@ -21,6 +21,7 @@ again with the same `--output_dir` (or `--resume_from_checkpoint PATH`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from su4mlc_hf.data import (
     prepare_datasets,
 )
 from su4mlc_hf.decision import tune_decision_threshold
+from su4mlc_hf.explain import save_attention_figure
 from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.metrics import label_name_scores, multi_hot
 from su4mlc_hf.recipe import TrainingDataStatistics, apply_recipe, recipe_settings
@@ -138,6 +140,17 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation texts."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only this many test texts."})
     num_predictions_to_print: int = field(default=5, metadata={"help": "Test predictions shown at the end."})
+    explain: int = field(
+        default=0,
+        metadata={"help": "With --do_predict: draw the attention of the first N test texts in <output_dir>/attention."},
+    )
+
+    def __post_init__(self):
+        if self.explain < 0:
+            raise ValueError(f"--explain {self.explain}: give the number of test texts to draw, 0 or more.")
+        # Checked now rather than after training, when the pictures are drawn.
+        if self.explain and importlib.util.find_spec("matplotlib") is None:
+            raise ImportError("--explain draws with matplotlib, which is not installed: pip install matplotlib")
 
 
 def given_argument_names(argv: list[str]) -> set[str]:
@@ -256,6 +269,15 @@ def write_predictions(model, tokenizer, test_split, label_vocab: LabelVocabulary
             file.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(temporary, path)
     return predictions, gold, scores
+
+
+def write_attention_pictures(model, tokenizer, texts: list[str], folder: Path) -> list[Path]:
+    """Draws the attention of each text's predicted labels (`model.explain`) to `folder/NNNN.png`, one per text."""
+    explanations = model.explain(texts, tokenizer)
+    return [
+        save_attention_figure(explanation, folder / f"{index:04d}.png")
+        for index, explanation in enumerate(explanations)
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -390,6 +412,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         ]:
             shown = ", ".join(f"{label} ({score:.2f})" for label, score in predicted) or "(none)"
             print(f"\n{text[:160]!r}\n  predicted: {shown}\n  gold:      {', '.join(gold_labels) or '(none)'}")
+        if data_args.explain:
+            folder = Path(training_args.output_dir) / "attention"
+            texts = prepared["test"]["text"][: data_args.explain]
+            pictures = write_attention_pictures(trainer.model, tokenizer, texts, folder)
+            logger.info(f"Attention pictures of {len(pictures)} test texts in {folder}")
 
     if training_args.push_to_hub:
         trainer.push_to_hub()  # saves the model, writes the card (create_model_card) and uploads the folder

@@ -893,6 +893,23 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             return best_sequences
         return [np.flatnonzero(row).tolist() for row in threshold_decision(scores, decision_threshold)]
 
+    def explain(self, texts: str | list[str], tokenizer, **kwargs):
+        """
+        Predicts the labels of `texts` and returns, for each predicted label, the attention over the words and over
+        the semantic units (with the words each covers) of the decoder step that emitted it: one
+        `su4mlc_hf.explain.AttentionExplanation` per text. `su4mlc_hf.explain.save_attention_figure` draws one as a
+        PNG heat map.
+
+        Args:
+            texts (`str` or `list[str]`): raw texts.
+            tokenizer: the word tokenizer the model was trained with.
+            kwargs: `batch_size`, `max_length` and `generate()` arguments, as for [`predict`].
+        """
+        # Imported here: explain.py builds on this module's classes.
+        from .explain import explain_attention
+
+        return explain_attention(self, texts, tokenizer, **kwargs)
+
 
 def shift_labels_right(labels: torch.LongTensor) -> torch.LongTensor:
     """Decoder inputs for teacher forcing: BOS followed by `labels[:, :-1]`, with -100 padding read as PAD."""

@@ -5,32 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-import torch
-
-from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification
-from su4mlc_hf.data import SU4MLCDataCollator, load_goemotions, prepare_datasets
 from su4mlc_hf.metrics import multi_hot, multilabel_scores
-from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
 
-from .conftest import DATA_DIR
+from .conftest import train_on_goemotions_sample
 
 
 def test_tiny_model_fits_real_sample_far_better_than_most_frequent_label_set(tmp_path):
-    torch.manual_seed(0)
-    raw = load_goemotions(DATA_DIR / "goemotions")
-    prepared, tokenizer, label_vocab, _ = prepare_datasets(raw)
+    model, prepared, tokenizer, label_vocab = train_on_goemotions_sample(tmp_path, size=64, epochs=25)
     train = prepared["train"]
-    config = SU4MLCConfig(
-        source_vocab_size=len(tokenizer), id2label=label_vocab.id2label, embedding_size=64, hidden_size=64,
-        dropout=0.0, max_labels=4,
-    )  # fmt: skip
-    model = SU4MLCForMultiLabelClassification(config)
-    args = SU4MLCTrainingArguments(
-        output_dir=str(tmp_path), learning_rate=1e-2, lr_decay_per_epoch=1.0, num_train_epochs=25,
-        per_device_train_batch_size=32, eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
-        logging_strategy="no", disable_tqdm=True, seed=0,
-    )  # fmt: skip
-    SU4MLCTrainer(model=model, args=args, train_dataset=train, data_collator=SU4MLCDataCollator()).train()
 
     gold = [label_vocab.decode(target) for target in train["labels"]]
     predicted = model.predict(train["text"], tokenizer, num_beams=1)
