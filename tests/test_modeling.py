@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from su4mlc_hf import SU4MLCConfig, SU4MLCDecoderCache
-from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, PAD_ID
+from su4mlc_hf.label_vocab import special_label_token_ids
 
 from .conftest import ATTENTION_TYPES, AUTHORS_CODE_SWITCHES, random_batch, tiny_model
 
-
+# The label token ids of `tiny_config`'s 8 labels: labels 0..7, then PAD, BOS, EOS.
+PAD_ID, BOS_ID, EOS_ID = special_label_token_ids(8)
 TARGETS = torch.tensor([[3, 5, EOS_ID], [4, EOS_ID, -100], [EOS_ID, -100, -100]])
 
 
@@ -151,7 +152,7 @@ def test_generated_sets_never_repeat_labels_or_emit_pad_bos(num_beams):
         labels = body[: body.index(EOS_ID)] if EOS_ID in body else body
         assert PAD_ID not in labels and BOS_ID not in body
         assert len(labels) == len(set(labels))
-        assert all(token >= 3 for token in labels)
+        assert all(0 <= token < 8 for token in labels)
         assert 4 in labels
 
 
