@@ -276,11 +276,14 @@ def check_generation_config(config, generation_config, source: str = "the genera
     `generation_config.json` they were read from): `num_beams` and `max_length` out of range, or special
     token ids that are not `config`'s (a generation config of another model, or of the old label layout).
     """
+    # None is transformers' "not set": its default (1 beam, max_length 20) applies.
     num_beams = generation_config.num_beams
-    if not is_integer(num_beams) or not 1 <= num_beams <= MAX_NUM_BEAMS:
+    if num_beams is not None and (not is_integer(num_beams) or not 1 <= num_beams <= MAX_NUM_BEAMS):
         raise ValueError(f"{source}: num_beams must be an integer in [1, {MAX_NUM_BEAMS}], got {num_beams!r}.")
     max_length = generation_config.max_length
-    if not is_integer(max_length) or not 2 <= max_length <= SIZE_FIELD_MAXIMA["max_labels"] + 2:
+    if max_length is not None and (
+        not is_integer(max_length) or not 2 <= max_length <= SIZE_FIELD_MAXIMA["max_labels"] + 2
+    ):
         raise ValueError(
             f"{source}: max_length (BOS, the labels, EOS) must be an integer in "
             f"[2, {SIZE_FIELD_MAXIMA['max_labels'] + 2}], got {max_length!r}."

@@ -3,6 +3,7 @@ LSTM label decoder with hybrid attention that generates one label per step (Lin 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from transformers import initialization as init
 from transformers.utils import GENERATION_CONFIG_NAME, SAFE_WEIGHTS_NAME, ModelOutput, cached_file
 
 from .configuration_su4mlc import SU4MLCConfig, check_generation_config
+from .pipeline_su4mlc import CUSTOM_PIPELINES
 from .label_vocab import (
     LABEL_TOKEN_LAYOUT,
     LEGACY_LABEL_TOKEN_LAYOUT,
@@ -596,6 +598,43 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         return loaded
 
 
+    def adjust_generation_fn(
+        self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path, **kwargs
+    ):
+        """
+        Reads the folder's `generation_config.json` strictly: a file that exists but cannot be read raises an
+        `OSError` naming it, where transformers falls back to bare defaults (greedy, repeated labels allowed); a
+        folder without the file decodes with [`default_generation_config`], not with those bare defaults.
+        """
+        if generation_config is not None or pretrained_model_name_or_path is None:
+            return super().adjust_generation_fn(
+                generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path, **kwargs
+            )
+        download_kwargs = {
+            name: kwargs[name]
+            for name in ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
+            if kwargs.get(name) is not None
+        }
+        resolved = cached_file(
+            pretrained_model_name_or_path,
+            GENERATION_CONFIG_NAME,
+            subfolder=kwargs.get("subfolder") or "",
+            _raise_exceptions_for_missing_entries=False,
+            **download_kwargs,
+        )
+        if resolved is None:
+            self.generation_config = self.default_generation_config(self.config)
+            return
+        try:
+            with open(resolved, encoding="utf-8") as file:
+                self.generation_config = GenerationConfig.from_dict(json.load(file))
+        except (OSError, ValueError, TypeError) as error:
+            raise OSError(
+                f"Cannot read the generation config {resolved}: {error}. Fix the file, or delete it to decode with "
+                "the model's defaults."
+            ) from error
+        self.generation_config_file = resolved
+
     def restore_label_token_ids(self) -> None:
         """
         Sets PAD, BOS, EOS and the decoder start of the config and the generation config back to the label token ids.
@@ -644,12 +683,15 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, recording this class for `AutoModelForSeq2SeqLM` too in the `auto_map`
-        (registration records only `AutoModel`), so both load with `trust_remote_code=True`."""
+        (registration records only `AutoModel`), so both load with `trust_remote_code=True`, and the SU4MLC pipeline
+        in `custom_pipelines` (its file is saved with the model code, which imports it), so that
+        `pipeline(model=folder, trust_remote_code=True)` needs no task name (see `pipeline_su4mlc.CUSTOM_PIPELINES`)."""
         if self._auto_class is not None:
             self.config.auto_map = {
                 **(getattr(self.config, "auto_map", None) or {}),
                 "AutoModelForSeq2SeqLM": f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}",
             }
+            self.config.custom_pipelines = CUSTOM_PIPELINES
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def get_encoder(self, modality: str | None = None) -> SU4MLCEncoder:

@@ -21,6 +21,7 @@ number of tokens of a text is its number of words whatever the vocabulary.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
@@ -115,6 +116,20 @@ class SU4MLCTokenizer(TokenizersBackend):
         # inside a text.
         kwargs.setdefault("split_special_tokens", True)
         super().__init__(unk_token=unk_token, pad_token=pad_token, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs):
+        """Loads the saved files; a truncated or corrupt `tokenizer.json` or `tokenizer_config.json` raises an
+        `OSError` naming the file (the JSON parser's own error names neither)."""
+        # The parent pops entries of `resolved_vocab_files`: list them first.
+        files = sorted(name for name in resolved_vocab_files.values() if isinstance(name, str))
+        try:
+            return super()._from_pretrained(resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise OSError(
+                f"Cannot read the tokenizer in {pretrained_model_name_or_path} ({', '.join(files)}): {error}. "
+                "A file is truncated or corrupt (was its save interrupted?)."
+            ) from error
 
     def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
         raise ValueError(
