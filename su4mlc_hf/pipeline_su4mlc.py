@@ -28,12 +28,12 @@ SU4MLC_PIPELINE_TASK = "su4mlc-multi-label-classification"
 
 class SU4MLCMultiLabelPipeline(Pipeline):
     """
-    Multi-label text classification with an SU4MLC model: for each text, the labels the model generates, one per
-    step in generation order (most frequent labels first), each with its score (see [`label_scores`]).
+    Multi-label text classification with an SU4MLC model: for each text, the labels the model chooses (by its
+    decision rule, as [`~SU4MLCForMultiLabelClassification.predict`]), each with its score, the probability of being
+    in the text's label set.
 
-    The steps are those of [`~SU4MLCForMultiLabelClassification.predict`]: preprocessing tokenizes one text, the
-    forward pass runs the model's `generate_scored_labels` on a batch, and postprocessing is its
-    `decode_scored_labels`.
+    The steps are those of `predict`: preprocessing tokenizes one text, the forward pass runs the model's
+    `score_labels` on a batch, and postprocessing applies its `choose_labels`.
 
     Pipeline parameters (at creation or per call):
 
@@ -42,9 +42,10 @@ class SU4MLCMultiLabelPipeline(Pipeline):
     - `max_length` (`int`, *optional*): truncate each text to this many words. (Not `generate()`'s `max_length`:
       the number of labels is capped by the model's generation config.)
     - `batch_size` (`int`, *optional*, defaults to 1): texts generated together.
-    - `top_k` (`int`, *optional*): keep the `top_k` highest-scoring labels, highest first (as the text-classification
-      pipeline does). By default every generated label is returned, in generation order.
-    - `threshold` (`float`, *optional*): leave out labels scoring below it.
+    - `top_k` (`int`, *optional*): the `top_k` highest-scoring labels of all, highest first (as the
+      text-classification pipeline does), instead of the model's decision.
+    - `threshold` (`float`, *optional*): every label scoring at least this, highest first, instead of the model's
+      decision (with `top_k` too: at most `top_k` of them).
 
     Example:
 
@@ -113,7 +114,7 @@ class SU4MLCMultiLabelPipeline(Pipeline):
             kwargs: `max_length`, `batch_size`, `num_beams` or other `generate()` parameters (see the class).
 
         Returns:
-            For one text, a list of `{"label": str, "score": float}` in generation order, or highest score first
+            For one text, a list of `{"label": str, "score": float}` in the order of the decision, or highest first
             with `top_k` (empty when no label is generated or passes `threshold`); for a list of texts, one such
             list per text.
         """
@@ -127,31 +128,24 @@ class SU4MLCMultiLabelPipeline(Pipeline):
         return self.tokenizer(text, truncation=max_length is not None, max_length=max_length, return_tensors="pt")
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], **generate_kwargs) -> dict[str, torch.Tensor]:
-        label_token_ids, label_probabilities = self.model.generate_scored_labels(
+        scored = self.model.score_labels(
             model_inputs["input_ids"], model_inputs["attention_mask"], **self._prepare_generate_kwargs(generate_kwargs)
         )
-        return {"label_token_ids": label_token_ids, "label_probabilities": label_probabilities}
-
-    def label_scores(self, model_outputs: dict[str, torch.Tensor]) -> list[tuple[str, float]]:
-        """
-        The one place the scores come from: each generated label with its probability at the step it was emitted,
-        P(y_t | y_<t, x) ([`~SU4MLCForMultiLabelClassification.decode_scored_labels`]), in generation order.
-        """
-        # The pipeline hands over one text at a time: a batch of one.
-        (scored_labels,) = self.model.decode_scored_labels(
-            model_outputs["label_token_ids"], model_outputs["label_probabilities"], self.label_vocab
-        )
-        return scored_labels
+        return {"sequences": scored.sequences, "label_scores": scored.label_scores}
 
     def postprocess(
         self, model_outputs: dict[str, torch.Tensor], top_k: int | None = None, threshold: float | None = None
     ) -> list[dict[str, Any]]:
-        scored_labels = self.label_scores(model_outputs)
-        if threshold is not None:
-            scored_labels = [(label, score) for label, score in scored_labels if score >= threshold]
-        if top_k is not None:
-            scored_labels = sorted(scored_labels, key=lambda scored: -scored[1])[:top_k]
-        return [{"label": label, "score": score} for label, score in scored_labels]
+        # The pipeline hands over one text at a time: a batch of one. The scores come from `_forward` only.
+        (sequence,) = model_outputs["sequences"].tolist()
+        scores = model_outputs["label_scores"].float().numpy()
+        best = [self.label_vocab.label2index[label] for label in self.label_vocab.decode(sequence)]
+        # With `top_k` or `threshold` every label is a candidate, highest score first, as a sigmoid classifier is
+        # read; otherwise the model's decision rule (`predict`) chooses.
+        ranked = top_k is not None or threshold is not None
+        (chosen,) = self.model.choose_labels([best], scores, all_labels=ranked)
+        chosen = [index for index in chosen if threshold is None or scores[0, index] >= threshold][:top_k]
+        return [{"label": self.label_vocab.labels[index], "score": float(scores[0, index])} for index in chosen]
 
 
 PIPELINE_REGISTRY.register_pipeline(

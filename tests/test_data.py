@@ -316,7 +316,8 @@ def test_unknown_evaluation_labels_are_counted_reported_and_dropped(goemotions_p
     assert validation.empty_label_sets == 1
     assert "3 label occurrences in 2 examples" in caplog.text and "awe" in caplog.text
     # Dropped from the target, never mapped to another label.
-    assert prepared["validation"]["labels"] == [[label_vocab.token_id("joy"), label_vocab.eos_id], [label_vocab.eos_id], [label_vocab.eos_id]]
+    eos = label_vocab.eos_id
+    assert prepared["validation"]["labels"] == [[label_vocab.token_id("joy"), eos], [eos], [eos]]
     assert report.splits["train"].unknown_labels == 0
 
 
@@ -340,8 +341,9 @@ def test_empty_texts_are_dropped_and_label_sets_deduplicated():
     assert (train.num_examples, train.num_kept, train.empty_texts, train.empty_label_sets) == (5, 3, 2, 1)
     assert prepared["train"]["text"] == ["good day", "fine, fine", "no labels at all"]
     assert label_vocab.labels == ["calm", "joy"]  # empty-text examples do not count
-    assert prepared["train"]["labels"][0] == [label_vocab.token_id("calm"), label_vocab.token_id("joy"), label_vocab.eos_id]
-    assert prepared["train"]["labels"][2] == [label_vocab.eos_id]
+    eos = label_vocab.eos_id
+    assert prepared["train"]["labels"][0] == [label_vocab.token_id("calm"), label_vocab.token_id("joy"), eos]
+    assert prepared["train"]["labels"][2] == [eos]
 
 
 @pytest.mark.parametrize("overlong", ["drop", "truncate"])

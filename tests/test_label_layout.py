@@ -77,12 +77,13 @@ def test_old_layout_folder_loads_and_predicts_as_it_did():
     assert (generation_config.bos_token_id, generation_config.eos_token_id, generation_config.pad_token_id) == (5, 6, 4)
     input_ids = torch.tensor(expected["input_ids"])
     for num_beams in (1, 3):
-        label_ids, probabilities = model.generate_scored_labels(input_ids, input_ids.ne(0).long(), num_beams=num_beams)
-        predicted = model.decode_scored_labels(label_ids, probabilities)
+        scored = model.score_labels(input_ids, input_ids.ne(0).long(), num_beams=num_beams)
         wanted = expected[f"num_beams={num_beams}"]
-        assert [[label for label, _ in row] for row in predicted] == [[label for label, _ in row] for row in wanted]
+        # The best sequence and the probability of each of its steps, as the old code reported them.
+        labels = model.decode_labels(scored.sequences)
+        assert labels == [[label for label, _ in row] for row in wanted]
         torch.testing.assert_close(
-            torch.tensor([score for row in predicted for _, score in row]),
+            torch.cat([scored.step_probabilities[row, : len(row_labels)] for row, row_labels in enumerate(labels)]),
             torch.tensor([score for row in wanted for _, score in row]),
         )
 
@@ -111,7 +112,9 @@ def test_config_with_special_ids_that_contradict_the_layout_is_rejected(tmp_path
     shutil.copytree(LEGACY_FOLDER, tmp_path / "model")
     config_file = tmp_path / "model" / "config.json"
     config = json.loads(config_file.read_text())
-    config.update(label_token_layout="labels_first", pad_token_id=4, bos_token_id=5, decoder_start_token_id=5, eos_token_id=2)
+    config.update(
+        label_token_layout="labels_first", pad_token_id=4, bos_token_id=5, decoder_start_token_id=5, eos_token_id=2
+    )
     config_file.write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"eos_token_id=2, but with 4 labels first .* fix it to 6"):
         SU4MLCForMultiLabelClassification.from_pretrained(tmp_path / "model")
@@ -145,3 +148,18 @@ def test_training_keeps_the_label_token_ids(tmp_path):
         assert (config.pad_token_id, config.bos_token_id, config.eos_token_id) == (8, 9, 10)
     trainer.save_model(str(tmp_path / "model"))
     assert SU4MLCForMultiLabelClassification.from_pretrained(tmp_path / "model").config.pad_token_id == 8
+
+
+def test_greedy_score_of_the_last_label_is_its_own_step_probability():
+    """EOS and PAD (the ids after the labels) never lend their step's probability to a label: the last label, whose
+    id is next to them, scores the probability of the step that emitted it."""
+    model = tiny_model(seed=6)
+    last = model.config.num_labels - 1
+    with torch.no_grad():
+        model.decoder.output_layer.bias[last] = 4.0
+    input_ids, attention_mask = random_batch([12, 4, 30], seed=3)
+    scored = model.score_labels(input_ids, attention_mask, num_beams=1)
+    for row, sequence in enumerate(scored.sequences.tolist()):
+        assert last in sequence
+        step = sequence.index(last)
+        torch.testing.assert_close(scored.beam_label_probabilities[row, last], scored.step_probabilities[row, step])

@@ -128,7 +128,8 @@ def test_pipeline_without_task_in_a_process_without_the_package(saved_model, tmp
     assert reported["class"] == "SU4MLCMultiLabelPipeline"
     expected = model.predict(TEXTS, tokenizer, return_scores=True, num_beams=2)
     assert_same_predictions(as_label_score_pairs(reported["outputs"]), expected)
-    assert [entry["label"] for entry in reported["top"]] == [max(expected[0], key=lambda scored: scored[1])[0]]
+    ranked = model.predict(TEXTS[0], tokenizer, all_labels=True, num_beams=2)
+    assert [entry["label"] for entry in reported["top"]] == [ranked[0][0]]
 
 
 def test_pipeline_without_task_or_trust_asks_for_trust_remote_code(saved_model):
@@ -147,23 +148,24 @@ def test_text_classification_task_runs_the_su4mlc_pipeline(saved_model, classifi
     assert text_classifier(TEXTS, num_beams=2) == classifier(TEXTS, num_beams=2)
 
 
-def test_top_k_keeps_the_highest_scores_highest_first(classifier):
-    everything = classifier(TEXTS, num_beams=2)
+def test_top_k_keeps_the_highest_scores_of_all_labels(saved_model, classifier):
+    _, model, tokenizer = saved_model
+    ranked = model.predict(TEXTS, tokenizer, all_labels=True, num_beams=2)
     top = classifier(TEXTS, num_beams=2, top_k=2)
-    for full, best in zip(everything, top):
-        assert best == sorted(full, key=lambda entry: -entry["score"])[:2]
-    assert any(len(full) > 2 for full in everything)  # so that top_k did cut
+    assert_same_predictions(as_label_score_pairs(top), [row[:2] for row in ranked])
 
 
-def test_threshold_leaves_out_lower_scores(classifier):
-    everything = classifier(TEXTS, num_beams=2)
-    scores = sorted(entry["score"] for full in everything for entry in full)
+def test_threshold_keeps_every_label_scoring_at_least_it(saved_model, classifier):
+    _, model, tokenizer = saved_model
+    ranked = model.predict(TEXTS, tokenizer, all_labels=True, num_beams=2)
+    scores = sorted({score for row in ranked for _, score in row})
     threshold = scores[len(scores) // 2]
     kept = classifier(TEXTS, num_beams=2, threshold=threshold)
-    for full, above in zip(everything, kept):
-        assert above == [entry for entry in full if entry["score"] >= threshold]
-    assert sum(map(len, kept)) < len(scores)
-    assert classifier(TEXTS, num_beams=2, threshold=0.0) == everything
+    expected = [[pair for pair in row if pair[1] >= threshold] for row in ranked]
+    assert_same_predictions(as_label_score_pairs(kept), expected)
+    assert 0 < sum(map(len, kept)) < sum(map(len, ranked))
+    both = classifier(TEXTS, num_beams=2, threshold=threshold, top_k=1)
+    assert all(len(row) <= 1 for row in both) and [row[:1] for row in kept] == both
 
 
 @pytest.mark.parametrize(

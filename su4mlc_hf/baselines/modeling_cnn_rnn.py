@@ -63,6 +63,10 @@ class CNNRNNConfig(PretrainedConfig):
     attribute_map = {"vocab_size": "label_vocab_size", "num_hidden_layers": "decoder_layers"}
     # What `SU4MLCDecoder` reads to pick its variant: CNN-RNN's decoder attends nothing.
     attention: ClassVar[str] = "none"
+    # What `SU4MLCForMultiLabelClassification` reads for its auxiliary label head and decision rule: CNN-RNN has no
+    # head and keeps the best sequence's labels.
+    label_head_loss_weight: ClassVar[float] = 0.0
+    decision_threshold: ClassVar[float | None] = None
 
     source_vocab_size: int = 50002
     embedding_size: int = 512
