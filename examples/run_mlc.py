@@ -36,6 +36,7 @@ from transformers.trainer_utils import get_last_checkpoint
 import su4mlc_hf
 from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification
 from su4mlc_hf.data import (
+    GOLD_LABELS_COLUMN,
     SU4MLCDataCollator,
     load_goemotions,
     load_multilabel_dataset,
@@ -44,9 +45,10 @@ from su4mlc_hf.data import (
 )
 from su4mlc_hf.decision import tune_decision_threshold
 from su4mlc_hf.label_vocab import LabelVocabulary
+from su4mlc_hf.metrics import label_name_scores, multi_hot
 from su4mlc_hf.recipe import TrainingDataStatistics, apply_recipe, recipe_settings
-from su4mlc_hf.metrics import multi_hot, multilabel_scores
 from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
+from su4mlc_hf.word_vectors import load_word_vectors, word_vectors_dimension
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,13 @@ class ModelArguments:
     hybrid_output: str = field(default="concat", metadata={"help": "concat (paper) or residual (2018 code)."})
     max_labels: int = field(default=16, metadata={"help": "Most labels generated per text."})
     num_beams: int = field(default=5, metadata={"help": "Beam size for evaluation and prediction (1 = greedy)."})
+    embeddings_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained word vectors (GloVe / word2vec text format) for the word embeddings; their dimension "
+            "sets --embedding_size."
+        },
+    )
     label_head_loss_weight: float = field(
         default=0.0, metadata={"help": "Weight of the auxiliary per-label loss (0: no label head, the paper)."}
     )
@@ -191,39 +200,45 @@ def dataset_card_fields(data_args: DataArguments) -> dict:
     return {"dataset_name": data_args.dataset_dir or data_args.train_file}
 
 
-def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabulary):
+def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabulary, given: set[str]):
     if model_args.model_name_or_path is not None:
         return SU4MLCForMultiLabelClassification.from_pretrained(model_args.model_name_or_path)
+    if model_args.embeddings_file is not None:
+        dimension = word_vectors_dimension(model_args.embeddings_file)
+        if "embedding_size" in given and model_args.embedding_size != dimension:
+            raise ValueError(
+                f"--embedding_size {model_args.embedding_size} but --embeddings_file {model_args.embeddings_file} "
+                f"holds {dimension}-dimensional vectors: drop --embedding_size or give {dimension}."
+            )
+        model_args.embedding_size = dimension
     config_fields = {f.name for f in fields(SU4MLCConfig)} - {"id2label", "label2id"}
     overrides = {name: value for name, value in vars(model_args).items() if name in config_fields}
     config = SU4MLCConfig(source_vocab_size=len(tokenizer), id2label=label_vocab.id2label, **overrides)
     model = SU4MLCForMultiLabelClassification(config)
     model.generation_config.num_beams = model_args.num_beams
+    if model_args.embeddings_file is not None:
+        logger.info(str(load_word_vectors(model_args.embeddings_file, tokenizer.get_vocab(), model.encoder.embed_tokens)))
     return model
-
-
-def gold_multi_hot(split, label_vocab: LabelVocabulary):
-    """The gold label names of a prepared split and their multi-hot matrix."""
-    gold = [label_vocab.decode(target) for target in split["labels"]]
-    return gold, multi_hot((label_vocab.indices(labels) for labels in gold), len(label_vocab))
 
 
 def calibrate_decision(model, tokenizer, validation_split, label_vocab: LabelVocabulary, batch_size: int):
     """Chooses the model's decision rule on the validation split (see `su4mlc_hf.decision`) and records it in
     `model.config.decision_threshold`."""
     best_sequences, scores = model.score_texts(validation_split["text"], tokenizer, batch_size=batch_size)
-    _, y_true = gold_multi_hot(validation_split, label_vocab)
+    gold = validation_split[GOLD_LABELS_COLUMN]
+    y_true = multi_hot((label_vocab.indices(labels, strict=False) for labels in gold), len(label_vocab))
     choice = tune_decision_threshold(y_true, scores, multi_hot(best_sequences, len(label_vocab)))
     model.config.decision_threshold = choice.threshold
     return choice
 
 
 def predict_split(model, tokenizer, split, label_vocab: LabelVocabulary, batch_size: int):
-    """Predicts a prepared split with scores by the model's decision rule and scores them against its gold labels."""
+    """Predicts a prepared split with scores by the model's decision rule and scores them against every gold label of
+    the file (labels unseen in training count as missed)."""
     predictions = model.predict(split["text"], tokenizer, batch_size=batch_size, return_scores=True)
-    gold, y_true = gold_multi_hot(split, label_vocab)
-    y_pred = multi_hot(([label_vocab.label2index[label] for label, _ in row] for row in predictions), len(label_vocab))
-    return (predictions, gold), multilabel_scores(y_true, y_pred)
+    gold = split[GOLD_LABELS_COLUMN]
+    scores = label_name_scores(([label for label, _ in row] for row in predictions), gold, label_vocab.labels)
+    return (predictions, gold), scores
 
 
 def write_predictions(model, tokenizer, test_split, label_vocab: LabelVocabulary, path: Path, batch_size: int):
@@ -306,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         )
         logger.info(f"Recipe {model_args.recipe!r} for {statistics}: {applied}")
 
-    model = build_model(model_args, tokenizer, label_vocab)
+    model = build_model(model_args, tokenizer, label_vocab, given)
     logger.info(
         f"SU4MLC ({model.config.attention} attention): {model.num_parameters():,} parameters, "
         f"{len(label_vocab)} labels, {len(tokenizer)} words"
@@ -346,13 +361,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         trainer.save_model()
 
     if training_args.do_eval and "validation" in prepared:
-        results["eval"] = trainer.evaluate()
-        if trainer.model.config.decision_threshold is not None:
-            # The Trainer scores the best generated sequence; the model decides by its threshold.
-            _, scores = predict_split(
-                trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
-            )
-            results["eval"].update({f"eval_{name}": value for name, value in scores.items()})
+        # Scored as the test split is: by the model's decision rule, over every gold label of the file (the Trainer's
+        # evaluations during training score the best sequence over the known labels, to choose the checkpoint).
+        _, scores = predict_split(
+            trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
+        )
+        results["eval"] = {f"eval_{name}": value for name, value in scores.items()}
+        results["eval"]["eval_samples"] = len(prepared["validation"])
         trainer.log_metrics("eval", results["eval"])
         trainer.save_metrics("eval", results["eval"])
 

@@ -107,8 +107,8 @@ class SU4MLCConfig(PretrainedConfig):
             transformers' default Xavier initialisation).
         label_head_loss_weight (`float`, *optional*, defaults to 0.0):
             *Not in the paper.* Weight of an auxiliary per-label objective: a linear sigmoid classifier over the
-            max-pooled semantic units (word annotations for the variants without units), trained with binary
-            cross-entropy beside the decoder's sequence loss. 0 (the paper) builds no such head. Its
+            max-pooled word annotations and semantic units, trained with binary cross-entropy beside the decoder's
+            sequence loss. 0 (the paper) builds no such head. Its
             probabilities also enter the per-label scores (see `decision_threshold`).
         decision_threshold (`float`, *optional*):
             *Not in the paper.* How [`~SU4MLCForMultiLabelClassification.predict`] turns a text into a label set.

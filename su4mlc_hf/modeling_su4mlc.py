@@ -479,17 +479,23 @@ class SU4MLCDecoder(nn.Module):
 
 class SU4MLCLabelHead(nn.Module):
     """
-    *Not in the paper*: an auxiliary per-label sigmoid classifier over the max-pooled semantic units (the word
-    annotations for the variants that compute no units), trained with binary cross-entropy beside the sequence loss
-    (`config.label_head_loss_weight`). Why: the sequence loss teaches a label only at the step its target sequence
-    names it, so rare labels get few gradient signals; the per-label loss gives every label one signal per text,
-    and its probabilities make the per-label scores better calibrated.
+    *Not in the paper*: an auxiliary per-label sigmoid classifier over the max-pooled word annotations h and, for
+    the variants that compute them, the max-pooled semantic units g, trained with binary cross-entropy beside the
+    sequence loss (`config.label_head_loss_weight`). Why: the sequence loss teaches a label only at the step its
+    target sequence names it, so rare labels get few gradient signals; the per-label loss gives every label one
+    signal per text, and its probabilities, averaged with the beam marginals, make better per-label scores.
     """
 
     def __init__(self, config: SU4MLCConfig):
         super().__init__()
+        self.pools_units = config.attention in ("mdc", "additive", "hybrid")
         self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear((2 if self.pools_units else 1) * config.hidden_size, config.num_labels)
+
+    @staticmethod
+    def _max_pool(memory: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
+        """`(batch, length, hidden)` → `(batch, hidden)`: the maximum over the unmasked positions."""
+        return memory.masked_fill(~mask[..., None], torch.finfo(memory.dtype).min).amax(dim=1)
 
     def forward(self, encoder_outputs: SU4MLCEncoderOutput) -> torch.Tensor:
         """
@@ -499,12 +505,10 @@ class SU4MLCLabelHead(nn.Module):
         Returns:
             `torch.FloatTensor` of shape `(batch_size, num_labels)`: one logit per label.
         """
-        if encoder_outputs.semantic_units is not None:
-            memory, mask = encoder_outputs.semantic_units, encoder_outputs.semantic_unit_mask
-        else:
-            memory, mask = encoder_outputs.last_hidden_state, encoder_outputs.source_mask
-        pooled = memory.masked_fill(~mask[..., None], torch.finfo(memory.dtype).min).amax(dim=1)
-        return self.classifier(self.dropout(pooled))
+        pooled = [self._max_pool(encoder_outputs.last_hidden_state, encoder_outputs.source_mask)]
+        if self.pools_units:
+            pooled.append(self._max_pool(encoder_outputs.semantic_units, encoder_outputs.semantic_unit_mask))
+        return self.classifier(self.dropout(torch.cat(pooled, dim=-1)))
 
 
 @dataclass
@@ -615,7 +619,8 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.encoder = self.encoder_class(config)
         self.decoder = SU4MLCDecoder(config)
-        self.label_head = SU4MLCLabelHead(config) if config.label_head_loss_weight > 0 else None
+        # Configs of the models that reuse this class (the CNN-RNN baseline) have no head and no threshold.
+        self.label_head = SU4MLCLabelHead(config) if getattr(config, "label_head_loss_weight", 0.0) > 0 else None
         self.generation_config = self.default_generation_config(config)
         # The weights this model is built for are always in today's label layout; `from_pretrained` reads the
         # layout of the folder they come from here, to reorder them once they are loaded.
@@ -1097,12 +1102,13 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         The decision rule: label indices per text from the outputs of [`score_texts`] (see [`predict`] for the
         arguments). With a threshold the labels come most frequent first (their index order), like a sequence.
         """
-        threshold = self.config.decision_threshold if decision_threshold is None else decision_threshold
+        if decision_threshold is None:
+            decision_threshold = getattr(self.config, "decision_threshold", None)
         if all_labels:
             return [np.argsort(-row, kind="stable").tolist() for row in scores]
-        if threshold is None:
+        if decision_threshold is None:
             return best_sequences
-        return [np.flatnonzero(row).tolist() for row in threshold_decision(scores, threshold)]
+        return [np.flatnonzero(row).tolist() for row in threshold_decision(scores, decision_threshold)]
 
 
 def shift_labels_right(labels: torch.LongTensor, bos_id: int, pad_id: int) -> torch.LongTensor:
