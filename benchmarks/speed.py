@@ -58,7 +58,7 @@ import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
 
 from su4mlc_hf import LabelVocabulary, SU4MLCConfig, SU4MLCForMultiLabelClassification  # noqa: E402
-from su4mlc_hf.label_vocab import PAD_ID  # noqa: E402
+from su4mlc_hf.label_vocab import WORD_PAD_ID  # noqa: E402
 from su4mlc_hf.tokenization_su4mlc import SU4MLCTokenizer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -347,10 +347,10 @@ def collate(
 ) -> dict:
     """Right-padded tensors of the texts at `indices`, on `device`; labels padded with -100."""
     width = max(len(word_ids[index]) for index in indices)
-    input_ids = torch.full((len(indices), width), PAD_ID, dtype=torch.long)
+    input_ids = torch.full((len(indices), width), WORD_PAD_ID, dtype=torch.long)
     for row, index in enumerate(indices):
         input_ids[row, : len(word_ids[index])] = torch.tensor(word_ids[index])
-    batch = {"input_ids": input_ids, "attention_mask": input_ids.ne(PAD_ID).long()}
+    batch = {"input_ids": input_ids, "attention_mask": input_ids.ne(WORD_PAD_ID).long()}
     if targets is not None:
         target_width = max(len(targets[index]) for index in indices)
         labels = torch.full((len(indices), target_width), -100, dtype=torch.long)
@@ -448,7 +448,7 @@ def measure_decoding(accelerator, model, word_ids, num_beams, batch_size, floor_
             batch = collate(word_ids, indices, device)
             batch_seconds, sequences = best_time(lambda: decode(batch), repeats, device)
             seconds += batch_seconds
-            generated_steps = sequences[:, 1:].ne(PAD_ID).sum(dim=1).tolist()
+            generated_steps = sequences[:, 1:].ne(model.config.pad_token_id).sum(dim=1).tolist()
             for index, text_steps in zip(indices, generated_steps):
                 # Every beam takes the text's steps; the encoder terms depend on the words only, so they count once.
                 flops += count_forward_flops(model.config, len(word_ids[index]), num_beams * text_steps)["total"]

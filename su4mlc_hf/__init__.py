@@ -2,7 +2,9 @@
 
 Importing the package registers the config, model and tokenizer with the Auto classes, so that
 `AutoConfig`, `AutoModel`, `AutoModelForSeq2SeqLM` and `AutoTokenizer` load saved SU4MLC folders, and the
-`su4mlc-multi-label-classification` task with `transformers.pipeline`.
+`su4mlc-multi-label-classification` task with `transformers.pipeline`. Saved folders also carry the pipeline
+(`custom_pipelines`, under "text-classification"): `pipeline(model=folder, trust_remote_code=True)` works with no
+task and no import.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer

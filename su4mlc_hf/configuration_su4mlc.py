@@ -4,12 +4,41 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .label_vocab import BOS_ID, EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID
+from .label_vocab import (
+    LABEL_TOKEN_LAYOUT,
+    LEGACY_LABEL_TOKEN_LAYOUT,
+    LEGACY_SPECIAL_LABEL_TOKEN_IDS,
+    NUM_SPECIAL_LABEL_TOKENS,
+    special_label_token_ids,
+)
 
 ATTENTION_TYPES = ("none", "word", "mdc", "additive", "hybrid")
 DIRECTION_MERGES = ("concat", "sum")
 HYBRID_OUTPUTS = ("concat", "residual")
 MDC_ACTIVATIONS = ("none", "relu", "selu")
+LABEL_TOKEN_LAYOUTS = (LABEL_TOKEN_LAYOUT, LEGACY_LABEL_TOKEN_LAYOUT)
+
+# Upper bounds of the size fields, far above any useful SU4MLC (the paper's is 512 wide, 50k words, 3 rates) but
+# low enough that a config, e.g. a hostile or corrupted config.json, cannot ask for tens of GB or hang the process.
+SIZE_FIELD_MAXIMA = {
+    "source_vocab_size": 5_000_000,
+    "embedding_size": 16_384,
+    "hidden_size": 16_384,
+    "encoder_layers": 32,
+    "decoder_layers": 32,
+    "mdc_kernel_size": 64,
+    "max_labels": 4_096,
+}
+MAX_NUM_LABELS = 1_000_000
+MAX_DILATION_RATE = 1_024
+MAX_DILATION_LEVELS = 16
+MAX_MDC_PADDING = 1_024
+# Shortest text the MDC accepts, in words: every text is zero-extended to it, so it bounds memory per text too.
+MAX_MIN_SOURCE_LENGTH = 10_000
+# 2^31 parameters are 8 GiB in float32.
+MAX_PARAMETERS = 2**31
+# A beam wider than this is a typo or an attack on memory (the authors decode with 5).
+MAX_NUM_BEAMS = 1_024
 
 
 class SU4MLCConfig(PretrainedConfig):
@@ -19,9 +48,16 @@ class SU4MLCConfig(PretrainedConfig):
     marked *2018 code* reproduce the choices of the authors' released PyTorch 0.4 code instead.
 
     Vocabularies. The encoder reads word ids (`source_vocab_size` words, `<pad>` = 0). The decoder reads and
-    emits label tokens: `<pad>` = 0, `<s>` (BOS) = 1, `</s>` (EOS) = 2, then the real labels, so the label
-    token id of `id2label[i]` is `i + 3`. `vocab_size` is therefore the label-token vocabulary
-    (`num_labels + 3`): that is what `generate()` and `compute_transition_scores` index.
+    emits label tokens: the real labels first, so that `generate()`'s token id `i` is `id2label[i]`, then
+    `<pad>`, `<s>` (BOS) and `</s>` (EOS) at `num_labels`, `num_labels + 1` and `num_labels + 2` (`pad_token_id`,
+    `bos_token_id` = `decoder_start_token_id`, `eos_token_id`; set from `id2label`, not given). `vocab_size` is
+    therefore the label-token vocabulary (`num_labels + 3`): that is what `generate()` and
+    `compute_transition_scores` index. `label_token_layout` is `"labels_first"`; a config.json saved before this
+    layout has none and PAD/BOS/EOS = 0/1/2: it loads as `"specials_first"`, and
+    [`SU4MLCForMultiLabelClassification.from_pretrained`] reorders the weights of such a folder.
+
+    Every field is checked when the config is built or loaded: a value out of range raises a `ValueError` naming
+    the field, and the size fields have upper bounds (`SIZE_FIELD_MAXIMA`, at most 2^31 parameters in all).
 
     Args:
         source_vocab_size (`int`, *optional*, defaults to 50002):
@@ -115,22 +151,32 @@ class SU4MLCConfig(PretrainedConfig):
     initializer_range: float = 0.1
     label_head_loss_weight: float = 0.0
     decision_threshold: float | None = None
-    pad_token_id: int = PAD_ID
-    bos_token_id: int = BOS_ID
-    eos_token_id: int = EOS_ID
-    decoder_start_token_id: int = BOS_ID
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    decoder_start_token_id: int | None = None
+    label_token_layout: str | None = None
     is_encoder_decoder: bool = True
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
-        self.mdc_dilation_rates = [int(rate) for rate in self.mdc_dilation_rates]
+        self._check_dilation_rates()
+        self.mdc_dilation_rates = list(self.mdc_dilation_rates)
         super().__post_init__(**kwargs)
         if self.id2label and not self.label2id:
             self.label2id = {label: index for index, label in self.id2label.items()}
         self._check_values()
+        assign_label_token_ids(self)
 
     def _check_values(self) -> None:
-        """Rejects values the model cannot be built from, naming the field."""
+        """Rejects values the model cannot be built from, naming the field (subclasses add their own fields)."""
+        self._check_choices()
+        self._check_sizes()
+        self._check_mdc()
+        self._check_dropouts()
+        self._check_labels()
+
+    def _check_choices(self) -> None:
         choices = {
             "attention": ATTENTION_TYPES,
             "direction_merge": DIRECTION_MERGES,
@@ -140,34 +186,62 @@ class SU4MLCConfig(PretrainedConfig):
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"SU4MLCConfig.{field}={getattr(self, field)!r} is not one of {allowed}.")
-        for field in (
-            "source_vocab_size",
-            "embedding_size",
-            "hidden_size",
-            "encoder_layers",
-            "decoder_layers",
-            "mdc_kernel_size",
-            "max_labels",
-        ):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"SU4MLCConfig.{field} must be a positive integer, got {value!r}.")
-        if not self.mdc_dilation_rates:
-            raise ValueError("SU4MLCConfig.mdc_dilation_rates must list at least one dilation rate.")
-        if any(rate <= 0 for rate in self.mdc_dilation_rates):
-            raise ValueError(f"SU4MLCConfig.mdc_dilation_rates must be positive, got {self.mdc_dilation_rates}.")
-        if self.mdc_padding < 0:
-            raise ValueError(f"SU4MLCConfig.mdc_padding must be >= 0, got {self.mdc_padding}.")
-        for field in ("dropout", "mdc_dropout"):
-            if not 0.0 <= getattr(self, field) < 1.0:
-                raise ValueError(f"SU4MLCConfig.{field} must be in [0, 1), got {getattr(self, field)}.")
+
+    def _check_sizes(self) -> None:
+        """Each size field is an integer in [1, its maximum]; the whole model stays under `MAX_PARAMETERS`."""
+        check_integer_fields(self, SIZE_FIELD_MAXIMA)
         if self.direction_merge == "concat" and self.hidden_size % 2:
             raise ValueError(
                 f"SU4MLCConfig.hidden_size={self.hidden_size} must be even with direction_merge='concat': "
                 "each LSTM direction gets half of it."
             )
+        if self.estimated_num_parameters > MAX_PARAMETERS:
+            raise ValueError(
+                f"SU4MLCConfig asks for about {self.estimated_num_parameters:,} parameters, more than the "
+                f"{MAX_PARAMETERS:,} allowed: lower source_vocab_size, embedding_size, hidden_size or the layers."
+            )
+
+    def _check_dilation_rates(self) -> None:
+        """Checked before anything reads them: a list of 1 to `MAX_DILATION_LEVELS` integers in
+        [1, `MAX_DILATION_RATE`]."""
+        rates = self.mdc_dilation_rates
+        if (
+            not isinstance(rates, (list, tuple))
+            or not 1 <= len(rates) <= MAX_DILATION_LEVELS
+            or not all(is_integer(rate) and 1 <= rate <= MAX_DILATION_RATE for rate in rates)
+        ):
+            raise ValueError(
+                f"SU4MLCConfig.mdc_dilation_rates must list 1 to {MAX_DILATION_LEVELS} integers in "
+                f"[1, {MAX_DILATION_RATE}], got {rates!r}."
+            )
+
+    def _check_mdc(self) -> None:
+        check_integer_fields(self, {"mdc_padding": MAX_MDC_PADDING}, minimum=0)
+        if self.min_source_length > MAX_MIN_SOURCE_LENGTH:
+            raise ValueError(
+                f"SU4MLCConfig's semantic units need texts of {self.min_source_length} words "
+                f"(1 + (mdc_kernel_size - 1) * sum(mdc_dilation_rates), less padding), more than "
+                f"{MAX_MIN_SOURCE_LENGTH}: lower mdc_kernel_size or mdc_dilation_rates."
+            )
+
+    def _check_dropouts(self) -> None:
+        for field in ("dropout", "mdc_dropout"):
+            value = getattr(self, field)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+                raise ValueError(f"SU4MLCConfig.{field} must be a number in [0, 1), got {value!r}.")
+        value = self.initializer_range
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value <= 10.0:
+            raise ValueError(f"SU4MLCConfig.initializer_range must be a number in (0, 10], got {value!r}.")
+
+    def _check_labels(self) -> None:
         if not self.id2label:
             raise ValueError("SU4MLCConfig.id2label must name at least one label.")
+        if len(self.id2label) > MAX_NUM_LABELS:
+            raise ValueError(f"SU4MLCConfig.id2label has {len(self.id2label)} labels, more than {MAX_NUM_LABELS}.")
+        if self.label_token_layout not in (None, *LABEL_TOKEN_LAYOUTS):
+            raise ValueError(
+                f"SU4MLCConfig.label_token_layout={self.label_token_layout!r} is not one of {LABEL_TOKEN_LAYOUTS}."
+            )
         self._check_decision_values()
 
     def _check_decision_values(self) -> None:
@@ -182,8 +256,18 @@ class SU4MLCConfig(PretrainedConfig):
             raise ValueError(f"SU4MLCConfig.decision_threshold must be None or in (0, 1), got {threshold!r}.")
 
     @property
+    def estimated_num_parameters(self) -> int:
+        """An upper estimate of the model's parameter count, from the size fields (for the bound check)."""
+        embedding, hidden, labels = self.embedding_size, self.hidden_size, self.label_vocab_size
+        direction = hidden // 2 if self.direction_merge == "concat" else hidden
+        encoder = 2 * self.encoder_layers * 4 * direction * (max(embedding, 2 * direction) + direction + 2)
+        mdc = len(self.mdc_dilation_rates) * (hidden * hidden * self.mdc_kernel_size + hidden)
+        decoder = self.decoder_layers * 4 * hidden * (max(embedding, hidden) + hidden + 2) + 6 * hidden * hidden
+        return (self.source_vocab_size + labels) * embedding + encoder + mdc + decoder + (2 * hidden + 1) * labels
+
+    @property
     def label_vocab_size(self) -> int:
-        """Number of label tokens the decoder embeds and scores: PAD, BOS, EOS and the real labels."""
+        """Number of label tokens the decoder embeds and scores: the real labels, then PAD, BOS and EOS."""
         return self.num_labels + NUM_SPECIAL_LABEL_TOKENS
 
     @property
@@ -195,6 +279,73 @@ class SU4MLCConfig(PretrainedConfig):
     def min_source_length(self) -> int:
         """Shortest input (in words) that yields one semantic unit; shorter texts are zero-extended to it."""
         return max(1, self.mdc_receptive_field - 2 * self.mdc_padding * len(self.mdc_dilation_rates))
+
+
+def is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_integer_fields(config, maxima: dict[str, int], minimum: int = 1) -> None:
+    """Each field of `config` named in `maxima` is an integer in [minimum, its maximum], or a `ValueError` names it."""
+    for field, maximum in maxima.items():
+        value = getattr(config, field)
+        if not is_integer(value) or not minimum <= value <= maximum:
+            raise ValueError(
+                f"{type(config).__name__}.{field} must be an integer in [{minimum}, {maximum:,}], got {value!r}."
+            )
+
+
+def check_generation_config(config, generation_config, source: str = "the generation config") -> None:
+    """
+    Rejects generation settings this model cannot decode with, naming `source` (e.g. the
+    `generation_config.json` they were read from): `num_beams` and `max_length` out of range, or special
+    token ids that are not `config`'s (a generation config of another model, or of the old label layout).
+    """
+    # None is transformers' "not set": its default (1 beam, max_length 20) applies.
+    num_beams = generation_config.num_beams
+    if num_beams is not None and (not is_integer(num_beams) or not 1 <= num_beams <= MAX_NUM_BEAMS):
+        raise ValueError(f"{source}: num_beams must be an integer in [1, {MAX_NUM_BEAMS}], got {num_beams!r}.")
+    max_length = generation_config.max_length
+    if max_length is not None and (
+        not is_integer(max_length) or not 2 <= max_length <= SIZE_FIELD_MAXIMA["max_labels"] + 2
+    ):
+        raise ValueError(
+            f"{source}: max_length (BOS, the labels, EOS) must be an integer in "
+            f"[2, {SIZE_FIELD_MAXIMA['max_labels'] + 2}], got {max_length!r}."
+        )
+    for field in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+        if getattr(generation_config, field) != getattr(config, field):
+            raise ValueError(
+                f"{source}: {field}={getattr(generation_config, field)!r} is not the model's "
+                f"{getattr(config, field)} (config.json): the generation config belongs to another model."
+            )
+
+
+def assign_label_token_ids(config) -> None:
+    """
+    Sets a label decoder's `pad_token_id`, `bos_token_id`, `eos_token_id` and `decoder_start_token_id` from its
+    number of labels (see `label_vocab`), and `label_token_layout`.
+
+    A config.json written before the layout existed has no `label_token_layout` and PAD/BOS/EOS = 0/1/2: it is
+    marked `"specials_first"`, which `from_pretrained` reads to reorder the weights. Any other id given must be
+    the one the layout fixes, so a hand-edited config cannot point EOS at a label.
+    """
+    expected = dict(zip(("pad_token_id", "bos_token_id", "eos_token_id"), special_label_token_ids(config.num_labels)))
+    expected["decoder_start_token_id"] = expected["bos_token_id"]
+    given = {field: getattr(config, field) for field in expected}
+    legacy = dict(zip(expected, (*LEGACY_SPECIAL_LABEL_TOKEN_IDS, LEGACY_SPECIAL_LABEL_TOKEN_IDS[1])))
+    if config.label_token_layout is None:
+        config.label_token_layout = LEGACY_LABEL_TOKEN_LAYOUT if given == legacy else LABEL_TOKEN_LAYOUT
+    if config.label_token_layout == LABEL_TOKEN_LAYOUT:
+        for field, value in given.items():
+            if value is not None and value != expected[field]:
+                raise ValueError(
+                    f"{type(config).__name__}.{field}={value!r}, but with {config.num_labels} labels first the "
+                    f"label token ids fix it to {expected[field]}: id2label or the token ids were edited (without the "
+                    "token ids, they follow from id2label)."
+                )
+    for field, value in expected.items():
+        setattr(config, field, value)
 
 
 __all__ = ["SU4MLCConfig"]

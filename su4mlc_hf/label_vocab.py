@@ -1,9 +1,13 @@
 """The label vocabulary: real labels ordered by descending training frequency, plus PAD/BOS/EOS.
 
-Label *token ids* (what the decoder reads and emits) put the three special tokens first and the real
-labels after them, so that the label PAD id (0) equals the word tokenizer's PAD id: `Seq2SeqTrainer`
-pads generated sequences with the tokenizer's pad id. Label *indices* (what `config.id2label` maps,
-what multi-hot matrices use) count real labels only: index `i` is token id `i + NUM_SPECIAL_LABEL_TOKENS`.
+Label token ids (what the decoder reads and `generate()` emits) put the real labels first and the three special
+tokens after them: label `i` has token id `i`, so `config.id2label[token_id]` names a generated label, as for any
+transformers classifier; PAD, BOS and EOS are `num_labels`, `num_labels + 1` and `num_labels + 2`
+(`LabelVocabulary.pad_id`, `.bos_id`, `.eos_id`; `config.pad_token_id`, ...). The same number is a label's index
+in `config.id2label` and its column in multi-hot matrices.
+
+Folders saved before this layout (label token id `i + 3`, PAD/BOS/EOS = 0/1/2) carry no `label_token_layout` in
+their config.json; `SU4MLCForMultiLabelClassification.from_pretrained` converts them on load.
 """
 
 from __future__ import annotations
@@ -12,9 +16,23 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+# The word tokenizer's `<pad>` id, which word inputs (`input_ids`) are padded with; it is not a label token id.
+WORD_PAD_ID = 0
+# The name the data collator imports for the same id.
+PAD_ID = WORD_PAD_ID
+# Label token ids past the real labels, in this order: PAD, BOS, EOS.
 SPECIAL_LABEL_TOKENS = ("<pad>", "<s>", "</s>")
 NUM_SPECIAL_LABEL_TOKENS = len(SPECIAL_LABEL_TOKENS)
+# `config.label_token_layout`: real labels first (today), or the special tokens first (folders saved before).
+LABEL_TOKEN_LAYOUT = "labels_first"
+LEGACY_LABEL_TOKEN_LAYOUT = "specials_first"
+# PAD, BOS and EOS in the old layout, where label i had token id i + NUM_SPECIAL_LABEL_TOKENS.
+LEGACY_SPECIAL_LABEL_TOKEN_IDS = (0, 1, 2)
+
+
+def special_label_token_ids(num_labels: int) -> tuple[int, int, int]:
+    """`(pad_id, bos_id, eos_id)` of a label vocabulary of `num_labels` real labels: the ids after the labels."""
+    return num_labels, num_labels + 1, num_labels + 2
 
 LABEL_ORDERS = ("frequency", "rare_first", "random")
 
@@ -28,8 +46,7 @@ class LabelVocabulary:
 
     Args:
         labels (`Sequence[str]`):
-            The real labels, most frequent first. Their position is their label index; their token id
-            is that index plus `NUM_SPECIAL_LABEL_TOKENS`.
+            The real labels, most frequent first. Their position is both their label index and their token id.
     """
 
     def __init__(self, labels: Sequence[str]):
@@ -100,14 +117,26 @@ class LabelVocabulary:
 
     @property
     def num_tokens(self) -> int:
-        """Size of the decoder's output vocabulary: special tokens plus real labels."""
+        """Size of the decoder's output vocabulary: real labels plus special tokens."""
         return len(self) + NUM_SPECIAL_LABEL_TOKENS
+
+    @property
+    def pad_id(self) -> int:
+        return special_label_token_ids(len(self))[0]
+
+    @property
+    def bos_id(self) -> int:
+        return special_label_token_ids(len(self))[1]
+
+    @property
+    def eos_id(self) -> int:
+        return special_label_token_ids(len(self))[2]
 
     # ----------------------------------------------------------------------------------------------
     # Labels <-> token ids
     def token_id(self, label: str) -> int:
         try:
-            return self.label2index[label] + NUM_SPECIAL_LABEL_TOKENS
+            return self.label2index[label]
         except KeyError:
             raise UnknownLabelError(f"Unknown label {label!r}: it is not in the label vocabulary.") from None
 
@@ -129,7 +158,7 @@ class LabelVocabulary:
             token_ids.reverse()
         elif order == "random":
             (rng or random).shuffle(token_ids)
-        return token_ids + [EOS_ID]
+        return token_ids + [self.eos_id]
 
     def decode(self, token_ids: Iterable[int]) -> list[str]:
         """Turns generated token ids back into label names.
@@ -140,11 +169,10 @@ class LabelVocabulary:
         labels: list[str] = []
         for token_id in token_ids:
             token_id = int(token_id)
-            if token_id == EOS_ID:
+            if token_id == self.eos_id:
                 break
-            index = token_id - NUM_SPECIAL_LABEL_TOKENS
-            if 0 <= index < len(self.labels) and self.labels[index] not in labels:
-                labels.append(self.labels[index])
+            if 0 <= token_id < len(self.labels) and self.labels[token_id] not in labels:
+                labels.append(self.labels[token_id])
         return labels
 
     def indices(self, labels: Iterable[str], strict: bool = True) -> list[int]:

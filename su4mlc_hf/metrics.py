@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from transformers.utils import logging
 
-from .label_vocab import EOS_ID, NUM_SPECIAL_LABEL_TOKENS, LabelVocabulary
+from .label_vocab import LabelVocabulary
 
 if TYPE_CHECKING:
     import evaluate
@@ -210,19 +210,19 @@ def label_name_scores(
 
 
 def _pad_token_ids(sequences: np.ndarray | Iterable[Sequence[int]]) -> np.ndarray:
-    """Stacks token-id sequences into a 2-D integer array, padding ragged ones with PAD."""
+    """Stacks token-id sequences into a 2-D integer array, padding ragged ones with -100 (never a label id)."""
     if isinstance(sequences, np.ndarray):
         if sequences.ndim != 2 or not np.issubdtype(sequences.dtype, np.integer):
             raise ValueError(
                 "Expected label token ids as a 2-D integer array [n_examples, sequence_length], got shape "
                 f"{sequences.shape} and dtype {sequences.dtype}."
             )
-        # Signed, so that subtracting the special-token offset cannot wrap unsigned ids around to label ids.
+        # Signed, so that the ignore index -100 and the range checks keep their meaning.
         return sequences.astype(np.int64, copy=False)
     rows = [np.asarray(sequence, dtype=np.int64) for sequence in sequences]
     if any(row.ndim != 1 for row in rows):
         raise ValueError("Each label token-id sequence must be 1-D.")
-    token_ids = np.zeros((len(rows), max((len(row) for row in rows), default=0)), dtype=np.int64)
+    token_ids = np.full((len(rows), max((len(row) for row in rows), default=0)), IGNORE_INDEX, dtype=np.int64)
     for index, row in enumerate(rows):
         token_ids[index, : len(row)] = row
     return token_ids
@@ -233,12 +233,13 @@ def token_ids_to_multi_hot(
 ) -> tuple[np.ndarray, int]:
     """Turns generated or target label-token sequences into a multi-hot matrix, like `LabelVocabulary.decode`.
 
-    Reading a sequence stops at its first EOS. Before it, label token ids set their label; special tokens
-    (PAD, BOS), the -100 ignore index and ids outside the label vocabulary are dropped, never mapped to a label.
+    Reading a sequence stops at its first EOS. Before it, label token ids (label `i` is token id `i`) set their
+    label; special tokens (PAD, BOS), the -100 ignore index and ids outside the label vocabulary are dropped,
+    never mapped to a label.
 
     Args:
         sequences (`np.ndarray` of shape `(n_examples, sequence_length)`, or a list of sequences):
-            Label token ids, padded with PAD (0) and/or -100; ragged lists are accepted.
+            Label token ids, padded with PAD (`label_vocab.pad_id`) and/or -100; ragged lists are accepted.
         label_vocab ([`LabelVocabulary`]):
             The label vocabulary the ids come from.
 
@@ -249,14 +250,13 @@ def token_ids_to_multi_hot(
           vocabulary cannot have produced, so a non-zero count means the ids and the vocabulary do not match.
     """
     token_ids = _pad_token_ids(sequences)
-    before_eos = ~np.logical_or.accumulate(token_ids == EOS_ID, axis=1)
-    label_indices = token_ids - NUM_SPECIAL_LABEL_TOKENS
-    is_label = (label_indices >= 0) & (label_indices < len(label_vocab))
-    is_special = ((token_ids >= 0) & (token_ids < NUM_SPECIAL_LABEL_TOKENS)) | (token_ids == IGNORE_INDEX)
+    before_eos = ~np.logical_or.accumulate(token_ids == label_vocab.eos_id, axis=1)
+    is_label = (token_ids >= 0) & (token_ids < len(label_vocab))
+    is_special = (token_ids == label_vocab.pad_id) | (token_ids == label_vocab.bos_id) | (token_ids == IGNORE_INDEX)
 
     rows, positions = np.nonzero(before_eos & is_label)
     matrix = np.zeros((token_ids.shape[0], len(label_vocab)), dtype=np.int8)
-    matrix[rows, label_indices[rows, positions]] = 1
+    matrix[rows, token_ids[rows, positions]] = 1
     num_unknown_ids = int((before_eos & ~is_label & ~is_special).sum())
     return matrix, num_unknown_ids
 
@@ -271,7 +271,7 @@ def build_compute_metrics(label_vocab: LabelVocabulary) -> Callable[[EvalPredict
     Returns:
         `Callable[[EvalPrediction], dict[str, float]]`: a function that reads an `EvalPrediction` whose
         `predictions` are the generated label token ids of shape `(n_examples, generated_length)` (padded with
-        PAD 0 and/or -100; a tuple is read from its first element) and whose `label_ids` are the target ids of
+        PAD and/or -100; a tuple is read from its first element) and whose `label_ids` are the target ids of
         shape `(n_examples, target_length)` (padded with -100), and returns `multilabel_scores`.
     """
 

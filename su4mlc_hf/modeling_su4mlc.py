@@ -3,6 +3,7 @@ LSTM label decoder with hybrid attention that generates one label per step (Lin 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,11 +14,19 @@ from safetensors import SafetensorError
 from torch import nn
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput
+from transformers.utils import GENERATION_CONFIG_NAME, SAFE_WEIGHTS_NAME, ModelOutput, cached_file
 
-from .configuration_su4mlc import SU4MLCConfig
+from .configuration_su4mlc import SU4MLCConfig, check_generation_config
 from .decision import threshold_decision
-from .label_vocab import BOS_ID, EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID, LabelVocabulary
+from .label_vocab import (
+    LABEL_TOKEN_LAYOUT,
+    LEGACY_LABEL_TOKEN_LAYOUT,
+    NUM_SPECIAL_LABEL_TOKENS,
+    WORD_PAD_ID,
+    LabelVocabulary,
+    special_label_token_ids,
+)
+from .pipeline_su4mlc import CUSTOM_PIPELINES
 
 
 @dataclass
@@ -112,12 +121,41 @@ class SU4MLCDecoderCache:
         self.cell = self.cell.index_select(1, beam_idx.to(self.cell.device))
 
 
+# The generation config fields that hold label token ids (a single id or a list of ids).
+LABEL_TOKEN_ID_GENERATION_FIELDS = (
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "decoder_start_token_id",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+)
+
+
 def unreadable_weights_error(weights_file: str, error: Exception) -> OSError:
     """The error for a safetensors file that cannot be read, naming the file (safetensors' own error does not)."""
     return OSError(
         f"Cannot read the weights in {weights_file}: {error}. The file is truncated or corrupt (was its save "
         "interrupted?)."
     )
+
+
+def check_loading_info(loading_info: dict, weights_file: str) -> None:
+    """Raises an `OSError` naming `weights_file` and the tensors when `from_pretrained`'s `loading_info` reports
+    tensors missing from the file or unexpected in it."""
+    problems = [
+        f"{kind} {sorted(loading_info[key])}"
+        for kind, key in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"))
+        if loading_info[key]
+    ]
+    if problems:
+        raise OSError(
+            f"The weights in {weights_file} do not match the model's config: tensors {' and '.join(problems)}. The "
+            "config.json (e.g. mdc_dilation_rates, layers, attention) is not the one the weights were saved with; "
+            "pass allow_missing_and_unexpected_weights=True only to load a partial checkpoint on purpose."
+        )
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.BoolTensor:
@@ -253,7 +291,7 @@ class SU4MLCEncoder(nn.Module):
         self.config = config
         self.direction_merge = config.direction_merge
         direction_size = config.hidden_size // 2 if config.direction_merge == "concat" else config.hidden_size
-        self.embed_tokens = nn.Embedding(config.source_vocab_size, config.embedding_size, padding_idx=PAD_ID)
+        self.embed_tokens = nn.Embedding(config.source_vocab_size, config.embedding_size, padding_idx=WORD_PAD_ID)
         self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             config.embedding_size,
@@ -293,9 +331,9 @@ class SU4MLCEncoder(nn.Module):
                 1 at real words; by default every non-PAD id is a word. An empty text reads one PAD token.
         """
         if attention_mask is None:
-            attention_mask = input_ids.ne(PAD_ID)
+            attention_mask = input_ids.ne(WORD_PAD_ID)
         if input_ids.size(1) == 0:  # a batch of empty texts: each reads one PAD token
-            input_ids = nn.functional.pad(input_ids, (0, 1), value=PAD_ID)
+            input_ids = nn.functional.pad(input_ids, (0, 1), value=WORD_PAD_ID)
             attention_mask = nn.functional.pad(attention_mask, (0, 1), value=0)
         lengths = attention_mask.sum(dim=1).clamp(min=1)
         embedded = self.dropout(self.embed_tokens(input_ids))
@@ -358,7 +396,7 @@ class SU4MLCDecoder(nn.Module):
         super().__init__()
         self.config = config
         self.attention_type = config.attention
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=PAD_ID)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             config.embedding_size,
@@ -507,22 +545,43 @@ class SU4MLCPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["SU4MLCEncoder", "SU4MLCDecoder"]
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+    def from_pretrained(
+        cls, pretrained_model_name_or_path, *model_args, allow_missing_and_unexpected_weights: bool = False, **kwargs
+    ):
         """
-        `PreTrainedModel.from_pretrained`, with two safeguards:
+        `PreTrainedModel.from_pretrained`, with these safeguards:
 
         - weights are read from safetensors files only (`use_safetensors=True` unless given): a pickled
           `pytorch_model.bin`, which could run code when unpickled, is never opened; pass `use_safetensors=False`
           to allow it (transformers then still unpickles it with `torch.load(weights_only=True)`);
         - a truncated or corrupt safetensors file raises an `OSError` that names it (safetensors' own error does
-          not), e.g. one left by a save that did not finish.
+          not), e.g. one left by a save that did not finish;
+        - a weights file that lacks a tensor the config asks for, or holds one it does not (e.g. a config with
+          fewer `mdc_dilation_rates` than the weights were trained with), raises an `OSError` naming the file and
+          the tensors, instead of initialising the missing ones at random and dropping the others.
+
+        [`SU4MLCForMultiLabelClassification.from_pretrained`] adds the checks of the generation config and the
+        conversion of the old label-token layout.
+
+        Args:
+            allow_missing_and_unexpected_weights (`bool`, *optional*, defaults to `False`):
+                Load anyway when tensors are missing from the weights file or unexpected in it: missing tensors are
+                then initialised at random and unexpected ones ignored (transformers' default behaviour). Only for
+                deliberately partial checkpoints, e.g. to fine-tune from another model's encoder.
+            kwargs: as for `PreTrainedModel.from_pretrained`.
         """
         kwargs.setdefault("use_safetensors", True)
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        weights_file = os.path.join(str(pretrained_model_name_or_path), kwargs.get("subfolder", ""), SAFE_WEIGHTS_NAME)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            model, loading_info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
         except SafetensorError as error:
-            folder = os.path.join(str(pretrained_model_name_or_path), kwargs.get("subfolder", ""))
-            raise unreadable_weights_error(os.path.join(folder, SAFE_WEIGHTS_NAME), error) from error
+            raise unreadable_weights_error(weights_file, error) from error
+        if not allow_missing_and_unexpected_weights:
+            check_loading_info(loading_info, weights_file)
+        return (model, loading_info) if output_loading_info else model
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -563,6 +622,10 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         # Configs of the models that reuse this class (the CNN-RNN baseline) have no head and no threshold.
         self.label_head = SU4MLCLabelHead(config) if getattr(config, "label_head_loss_weight", 0.0) > 0 else None
         self.generation_config = self.default_generation_config(config)
+        # The weights this model is built for are always in today's label layout; `from_pretrained` reads the
+        # layout of the folder they come from here, to reorder them once they are loaded.
+        self.loaded_label_token_layout = config.label_token_layout
+        config.label_token_layout = LABEL_TOKEN_LAYOUT
         self.post_init()
 
     @staticmethod
@@ -572,15 +635,118 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         return GenerationConfig(
             num_beams=5,
             no_repeat_ngram_size=1,
-            suppress_tokens=[PAD_ID, BOS_ID],
+            suppress_tokens=[config.pad_token_id, config.bos_token_id],
             max_length=config.max_labels + 2,  # BOS, the labels, EOS
             # Without it the last position may hold a label instead of EOS: max_labels + 1 labels.
-            forced_eos_token_id=EOS_ID,
-            bos_token_id=BOS_ID,
-            eos_token_id=EOS_ID,
-            pad_token_id=PAD_ID,
-            decoder_start_token_id=BOS_ID,
+            forced_eos_token_id=config.eos_token_id,
+            bos_token_id=config.bos_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+            decoder_start_token_id=config.decoder_start_token_id,
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """
+        [`SU4MLCPreTrainedModel.from_pretrained`] (safetensors only, every tensor accounted for), and then:
+
+        - an unreadable `generation_config.json` raises an `OSError` naming it instead of being replaced by
+          defaults, and one this model cannot decode with (`num_beams` < 1, special ids of another model) a
+          `ValueError` naming it;
+        - a folder saved in the old label-token layout (PAD/BOS/EOS = 0/1/2 before the labels, no
+          `label_token_layout` in config.json) is converted to today's (labels first) by
+          [`convert_legacy_label_token_layout`], so that it predicts exactly as before.
+        """
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if model.loaded_label_token_layout == LEGACY_LABEL_TOKEN_LAYOUT:
+            model.convert_legacy_label_token_layout()
+        check_generation_config(
+            model.config, model.generation_config, getattr(model, "generation_config_file", "the generation config")
+        )
+        return loaded
+
+
+    def adjust_generation_fn(
+        self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path, **kwargs
+    ):
+        """
+        Reads the folder's `generation_config.json` strictly: a file that exists but cannot be read raises an
+        `OSError` naming it, where transformers falls back to bare defaults (greedy, repeated labels allowed); a
+        folder without the file decodes with [`default_generation_config`], not with those bare defaults.
+        """
+        if generation_config is not None or pretrained_model_name_or_path is None:
+            return super().adjust_generation_fn(
+                generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path, **kwargs
+            )
+        download_kwargs = {
+            name: kwargs[name]
+            for name in ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
+            if kwargs.get(name) is not None
+        }
+        resolved = cached_file(
+            pretrained_model_name_or_path,
+            GENERATION_CONFIG_NAME,
+            subfolder=kwargs.get("subfolder") or "",
+            _raise_exceptions_for_missing_entries=False,
+            **download_kwargs,
+        )
+        if resolved is None:
+            self.generation_config = self.default_generation_config(self.config)
+            return
+        try:
+            with open(resolved, encoding="utf-8") as file:
+                self.generation_config = GenerationConfig.from_dict(json.load(file))
+        except (OSError, ValueError, TypeError) as error:
+            raise OSError(
+                f"Cannot read the generation config {resolved}: {error}. Fix the file, or delete it to decode with "
+                "the model's defaults."
+            ) from error
+        self.generation_config_file = resolved
+
+    def restore_label_token_ids(self) -> None:
+        """
+        Sets PAD, BOS, EOS and the decoder start of the config and the generation config back to the label token ids.
+        `Trainer.train` aligns them with its tokenizer's, and the word tokenizer's PAD (0) is a label id here.
+        """
+        pad_id, bos_id, eos_id = special_label_token_ids(self.config.num_labels)
+        for config in (self.config, self.generation_config):
+            config.pad_token_id, config.bos_token_id, config.eos_token_id = pad_id, bos_id, eos_id
+            config.decoder_start_token_id = bos_id
+
+    @torch.no_grad()
+    def convert_legacy_label_token_layout(self) -> None:
+        """
+        Reorders weights loaded from a folder of the old label-token layout (PAD, BOS, EOS = 0, 1, 2, label i =
+        i + 3) into today's (label i = i, then PAD, BOS, EOS): the rows of the label embedding and of the output
+        layer, and the token ids of the generation config. Predictions are unchanged.
+        """
+        num_labels = self.config.num_labels
+        # Today's token id j reads the old row new_to_old[j].
+        new_to_old = torch.cat(
+            [
+                torch.arange(NUM_SPECIAL_LABEL_TOKENS, NUM_SPECIAL_LABEL_TOKENS + num_labels),
+                torch.arange(NUM_SPECIAL_LABEL_TOKENS),
+            ]
+        )
+        for parameter in (
+            self.decoder.embed_tokens.weight,
+            self.decoder.output_layer.weight,
+            self.decoder.output_layer.bias,
+        ):
+            parameter.copy_(parameter[new_to_old.to(parameter.device)])
+
+        def new_id(old_id: int) -> int:
+            return old_id + num_labels if old_id < NUM_SPECIAL_LABEL_TOKENS else old_id - NUM_SPECIAL_LABEL_TOKENS
+
+        generation_config = self.generation_config
+        for field in LABEL_TOKEN_ID_GENERATION_FIELDS:
+            value = getattr(generation_config, field, None)
+            if isinstance(value, int):
+                setattr(generation_config, field, new_id(value))
+            elif isinstance(value, (list, tuple)):
+                setattr(generation_config, field, [new_id(old_id) for old_id in value])
+        self.loaded_label_token_layout = LABEL_TOKEN_LAYOUT
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
@@ -589,12 +755,15 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, recording this class for `AutoModelForSeq2SeqLM` too in the `auto_map`
-        (registration records only `AutoModel`), so both load with `trust_remote_code=True`."""
+        (registration records only `AutoModel`), so both load with `trust_remote_code=True`, and the SU4MLC pipeline
+        in `custom_pipelines` (its file is saved with the model code, which imports it), so that
+        `pipeline(model=folder, trust_remote_code=True)` needs no task name (see `pipeline_su4mlc.CUSTOM_PIPELINES`)."""
         if self._auto_class is not None:
             self.config.auto_map = {
                 **(getattr(self.config, "auto_map", None) or {}),
                 "AutoModelForSeq2SeqLM": f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}",
             }
+            self.config.custom_pipelines = CUSTOM_PIPELINES
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def get_encoder(self, modality: str | None = None) -> SU4MLCEncoder:
@@ -640,7 +809,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("SU4MLC needs `labels` or `decoder_input_ids` to run its decoder.")
-            decoder_input_ids = shift_labels_right(labels)
+            decoder_input_ids = shift_labels_right(labels, self.config.bos_token_id, self.config.pad_token_id)
         logits, next_cache, weights = self.decoder(decoder_input_ids, encoder_outputs, cache)
 
         loss = label_logits = None
@@ -716,10 +885,10 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         ignored) → `(batch_size, num_labels)` multi-hot float matrix over the real labels.
         """
         before_eos = label_token_ids.eq(self.config.eos_token_id).long().cumsum(dim=1).eq(0)
-        indices = label_token_ids - NUM_SPECIAL_LABEL_TOKENS
-        valid = before_eos & indices.ge(0) & indices.lt(self.config.num_labels)
+        # Label token id i is label i.
+        valid = before_eos & label_token_ids.ge(0) & label_token_ids.lt(self.config.num_labels)
         # Invalid positions scatter into an extra column that is cut off.
-        columns = torch.where(valid, indices, self.config.num_labels)
+        columns = torch.where(valid, label_token_ids, self.config.num_labels)
         multi_hot = label_token_ids.new_zeros(label_token_ids.size(0), self.config.num_labels + 1, dtype=torch.float)
         multi_hot.scatter_(1, columns, 1.0)
         return multi_hot[:, :-1]
@@ -771,8 +940,10 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         else:
             # One sequence: a label's score is the probability of the step that emitted it.
             beam_label_probabilities = torch.zeros_like(labels_per_beam[:, 0])
-            indices = (sequences - NUM_SPECIAL_LABEL_TOKENS).clamp(0, self.config.num_labels - 1)
-            emitted = labels_per_beam[:, 0].gather(1, indices) * step_probabilities.float()
+            indices = sequences.clamp(0, self.config.num_labels - 1)
+            # EOS and the PAD after it are clamped onto the last label: only label steps may score it.
+            is_label = sequences.lt(self.config.num_labels)
+            emitted = labels_per_beam[:, 0].gather(1, indices) * step_probabilities.float() * is_label
             beam_label_probabilities.scatter_reduce_(1, indices, emitted, reduce="amax")
         head_label_probabilities = None
         label_scores = beam_label_probabilities
@@ -800,12 +971,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         [`score_labels`] over raw texts in batches of similar length: for each text the label indices of its best
         sequence (in generation order), and a `(len(texts), num_labels)` array of label scores.
         """
-        if len(tokenizer) > self.config.source_vocab_size:
-            # Its word ids would index past the embedding matrix, an obscure IndexError deep in the encoder.
-            raise ValueError(
-                f"The tokenizer has {len(tokenizer)} words but the model embeds {self.config.source_vocab_size} "
-                "(config.source_vocab_size): it is not the tokenizer this model was trained with."
-            )
+        self.check_tokenizer(tokenizer)
         texts = list(texts)  # e.g. a `datasets` column
         label_vocab = LabelVocabulary.from_id2label(self.config.id2label)
         word_ids = tokenizer(texts, truncation=max_length is not None, max_length=max_length)["input_ids"]
@@ -857,11 +1023,22 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             One list per text of label names, or of `(label, score)` pairs with `return_scores=True` or
             `all_labels=True`.
 
+        Returns `[]` for no texts; an empty text gets the labels the model predicts from no words.
+
         Raises:
-            `ValueError`: the tokenizer has more words than the model embeds (it is not the model's tokenizer).
+            `ValueError`: `batch_size` or `max_length` is not a positive integer, a text is not a string, or the
+            tokenizer has more words than the model embeds (it is not the model's tokenizer).
         """
+        self.check_predict_arguments(batch_size=batch_size, max_length=max_length)
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
+        not_strings = [index for index, text in enumerate(texts) if not isinstance(text, str)]
+        if not_strings:
+            raise ValueError(
+                f"predict: texts must be strings; text {not_strings[0]} is a {type(texts[not_strings[0]]).__name__}."
+            )
+        if not texts:
+            return []
         best_sequences, scores = self.score_texts(
             texts, tokenizer, batch_size=batch_size, max_length=max_length, **generate_kwargs
         )
@@ -873,6 +1050,46 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             for indices, row in zip(chosen, scores)
         ]
         return results[0] if single else results
+
+    @staticmethod
+    def check_predict_arguments(batch_size: int | None = None, max_length: int | None = None) -> None:
+        """`batch_size` and `max_length` (when given) are positive integers, or a `ValueError` names the argument."""
+        for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+    def check_tokenizer(self, tokenizer) -> None:
+        """A tokenizer with more words than the model embeds is not the model's: its word ids would index past
+        the embedding matrix, an obscure IndexError deep in the encoder."""
+        if len(tokenizer) > self.config.source_vocab_size:
+            raise ValueError(
+                f"The tokenizer has {len(tokenizer)} words but the model embeds {self.config.source_vocab_size} "
+                "(config.source_vocab_size): it is not the tokenizer this model was trained with."
+            )
+
+    def decode_labels(self, sequences) -> list[list[str]]:
+        """
+        Label names of `generate()` output, one list per sequence: the documented way from generated ids to labels
+        (`tokenizer.batch_decode` refuses them: they are label ids, not word ids). Generated id `i` is
+        `config.id2label[i]`; BOS, PAD and ids outside the labels are dropped, reading stops at EOS, and a repeated
+        label is kept once.
+
+        Args:
+            sequences (`torch.LongTensor` of shape `(batch_size, length)`, a list of id lists, or `generate()`'s
+                output with `return_dict_in_generate=True`).
+
+        Example:
+
+        ```python
+        >>> generated = model.generate(**tokenizer(["the markets fell"], return_tensors="pt"))
+        >>> model.decode_labels(generated)
+        [['earn', 'acq']]
+        ```
+        """
+        sequences = getattr(sequences, "sequences", sequences)
+        rows = sequences.tolist() if isinstance(sequences, torch.Tensor) else sequences
+        label_vocab = LabelVocabulary.from_id2label(self.config.id2label)
+        return [label_vocab.decode(row) for row in rows]
 
     def choose_labels(
         self,
@@ -911,12 +1128,12 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         return explain_attention(self, texts, tokenizer, **kwargs)
 
 
-def shift_labels_right(labels: torch.LongTensor) -> torch.LongTensor:
+def shift_labels_right(labels: torch.LongTensor, bos_id: int, pad_id: int) -> torch.LongTensor:
     """Decoder inputs for teacher forcing: BOS followed by `labels[:, :-1]`, with -100 padding read as PAD."""
-    decoder_input_ids = labels.new_full(labels.shape, PAD_ID)
-    decoder_input_ids[:, 0] = BOS_ID
+    decoder_input_ids = labels.new_full(labels.shape, pad_id)
+    decoder_input_ids[:, 0] = bos_id
     decoder_input_ids[:, 1:] = labels[:, :-1]
-    return decoder_input_ids.masked_fill(decoder_input_ids.eq(-100), PAD_ID)
+    return decoder_input_ids.masked_fill(decoder_input_ids.eq(-100), pad_id)
 
 
 __all__ = [

@@ -21,6 +21,7 @@ number of tokens of a text is its number of words whatever the vocabulary.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
@@ -28,10 +29,11 @@ from tokenizers.models import WordLevel
 from tokenizers.trainers import WordLevelTrainer
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
+from .label_vocab import WORD_PAD_ID
+
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
-# The pad id must be 0: the label PAD id is 0 and `Seq2SeqTrainer` pads generated sequences with the
-# tokenizer's pad id, so both vocabularies must agree on it.
-PAD_TOKEN_ID, UNK_TOKEN_ID = 0, 1
+# The encoders embed and mask word padding at WORD_PAD_ID (0).
+PAD_TOKEN_ID, UNK_TOKEN_ID = WORD_PAD_ID, 1
 NUMBER_TOKEN = "#"
 # A digit run with `.`/`,` groups inside: `5.93`, `1,000`, `1987`. A trailing `.` (end of sentence) is not part of it.
 NUMBER_PATTERN = r"\d+(?:[.,]\d+)*"
@@ -61,6 +63,11 @@ class SU4MLCTokenizer(TokenizersBackend):
     words follow by descending training frequency (see [`~SU4MLCTokenizer.train_from_texts`]). A literal
     `<pad>` or `<unk>` inside a text is read as the words `<`, `pad`, `>` (`split_special_tokens=True` unless
     given otherwise).
+
+    It turns texts into word ids only. `decode`/`batch_decode` raise a `ValueError`: the ids a user has at hand
+    are `generate()`'s, which are label ids, and reading them as words would give plausible nonsense. Turn them into
+    labels with [`~SU4MLCForMultiLabelClassification.decode_labels`]; `convert_ids_to_tokens` still shows the words
+    of word ids.
 
     Args:
         vocab (`dict[str, int]`, *optional*):
@@ -102,13 +109,34 @@ class SU4MLCTokenizer(TokenizersBackend):
         if vocab.get(str(pad_token)) != PAD_TOKEN_ID or vocab.get(str(unk_token)) != UNK_TOKEN_ID:
             raise ValueError(
                 f"The vocabulary must map {pad_token!r} to {PAD_TOKEN_ID} and {unk_token!r} to {UNK_TOKEN_ID} "
-                f"(the label PAD id is 0), got {vocab.get(str(pad_token))} and {vocab.get(str(unk_token))}."
+                f"(the encoders pad words with id 0), got {vocab.get(str(pad_token))} and {vocab.get(str(unk_token))}."
             )
         self._tokenizer = build_word_level_backend(vocab, unk_token=str(unk_token))
         # A literal "<pad>" or "<unk>" in a text is read as words ("<", "pad", ">"), so the pad id never occurs
         # inside a text.
         kwargs.setdefault("split_special_tokens", True)
         super().__init__(unk_token=unk_token, pad_token=pad_token, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs):
+        """Loads the saved files; a truncated or corrupt `tokenizer.json` or `tokenizer_config.json` raises an
+        `OSError` naming the file (the JSON parser's own error names neither)."""
+        # The parent pops entries of `resolved_vocab_files`: list them first.
+        files = sorted(name for name in resolved_vocab_files.values() if isinstance(name, str))
+        try:
+            return super()._from_pretrained(resolved_vocab_files, pretrained_model_name_or_path, *args, **kwargs)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise OSError(
+                f"Cannot read the tokenizer in {pretrained_model_name_or_path} ({', '.join(files)}): {error}. "
+                "A file is truncated or corrupt (was its save interrupted?)."
+            ) from error
+
+    def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
+        raise ValueError(
+            "SU4MLCTokenizer does not decode ids into text: generate() returns label ids, not word ids. Use "
+            "model.decode_labels(generated_ids) for label names (or tokenizer.convert_ids_to_tokens for the words of "
+            "word ids)."
+        )
 
     @classmethod
     def train_from_texts(

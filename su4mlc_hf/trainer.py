@@ -21,7 +21,7 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 from .label_vocab import LabelVocabulary
 from .metrics import METRIC_NAMES, build_compute_metrics
 from .model_card import build_model_card, save_model_card
-from .modeling_su4mlc import unreadable_weights_error
+from .modeling_su4mlc import SU4MLCForMultiLabelClassification, unreadable_weights_error
 
 # A checkpoint is written into `_tmp-checkpoint-N/checkpoint-N`, then renamed to `checkpoint-N`. Names starting with
 # `_tmp-` are invisible to `get_last_checkpoint` and `save_total_limit` (they look for `checkpoint-*`) and to the
@@ -142,6 +142,12 @@ class SU4MLCTrainer(Seq2SeqTrainer):
             self.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
         if self.compute_metrics is None and self.args.predict_with_generate:
             self.compute_metrics = build_compute_metrics(LabelVocabulary.from_id2label(self.model.config.id2label))
+
+    def _inner_training_loop(self, *args, **kwargs):
+        # `Trainer.train` has just aligned the model's PAD id with the word tokenizer's (0), a label id in SU4MLC.
+        if isinstance(self.model, SU4MLCForMultiLabelClassification):
+            self.model.restore_label_token_ids()
+        return super()._inner_training_loop(*args, **kwargs)
 
     def recipe_hyperparameters(self) -> dict:
         """The training recipe as the model card reports it."""

@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification, SU4MLCTokenizer  # noqa: E402
-from su4mlc_hf.label_vocab import PAD_ID  # noqa: E402
+from su4mlc_hf.label_vocab import WORD_PAD_ID  # noqa: E402
 
 TESTS_DIR = Path(__file__).parent
 DATA_DIR = TESTS_DIR / "data"
@@ -61,7 +61,7 @@ def random_batch(lengths, vocab_size=60, seed=0):
     input_ids = torch.zeros(len(lengths), width, dtype=torch.long)
     for row, length in enumerate(lengths):
         input_ids[row, :length] = torch.randint(2, vocab_size, (length,), generator=generator)
-    return input_ids, input_ids.ne(PAD_ID).long()
+    return input_ids, input_ids.ne(WORD_PAD_ID).long()
 
 
 def load_script(path: Path, module_name: str):

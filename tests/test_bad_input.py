@@ -27,7 +27,7 @@ from su4mlc_hf.data import (
     load_multilabel_dataset,
     prepare_datasets,
 )
-from su4mlc_hf.label_vocab import EOS_ID, LabelVocabulary
+from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
 
 from .conftest import DATA_DIR, goemotions_train_texts, save_tiny_model_and_tokenizer, tiny_model
@@ -407,8 +407,9 @@ def test_unknown_labels_of_validation_and_test_are_counted_reported_and_dropped(
     assert report.splits["test"].unknown_labels == 3 and report.splits["test"].examples_with_unknown_labels == 3
     assert set(report.splits["test"].unknown_label_names) == {"Joy", "</s>", "<pad>"}
     assert "unknown labels 3 in 3 examples" in str(report)
-    assert prepared["validation"]["labels"] == [[label_vocab.token_id("joy"), EOS_ID]]
-    assert prepared["test"]["labels"] == [[EOS_ID], [label_vocab.token_id("anger"), EOS_ID], [EOS_ID]]
+    eos = label_vocab.eos_id
+    assert prepared["validation"]["labels"] == [[label_vocab.token_id("joy"), eos]]
+    assert prepared["test"]["labels"] == [[eos], [label_vocab.token_id("anger"), eos], [eos]]
 
 
 def test_training_labels_that_clash_with_special_tokens_or_are_missing_are_errors():
@@ -480,11 +481,13 @@ def test_joined_label_strings_in_pairs_and_saved_datasets_are_refused(tmp_path):
     [
         ({"attention": "global"}, ValueError, r"SU4MLCConfig\.attention='global' is not one of"),
         ({"hidden_size": 15}, ValueError, "hidden_size=15 must be even"),
-        ({"mdc_dilation_rates": []}, ValueError, "mdc_dilation_rates must list at least one"),
-        ({"dropout": -0.1}, ValueError, r"dropout must be in \[0, 1\)"),
+        ({"mdc_dilation_rates": []}, ValueError, "mdc_dilation_rates must list 1 to 16 integers"),
+        ({"dropout": -0.1}, ValueError, r"dropout must be a number in \[0, 1\)"),
         # Consistent on its own, inconsistent with the weights: an error, never randomly initialised weights.
         ({"hidden_size": 32}, RuntimeError, "ignore_mismatched_sizes"),
-        ({"id2label": {"0": "joy", "1": "anger"}, "label2id": {"joy": 0, "anger": 1}}, RuntimeError, "mismatched"),
+        # The special label token ids follow id2label: a shorter id2label contradicts them before the weights load.
+        ({"id2label": {"0": "joy", "1": "anger"}, "label2id": {"joy": 0, "anger": 1}}, ValueError,
+         r"pad_token_id=\d+, but with 2 labels first the label token ids fix it to 2"),
     ],
     ids=["unknown-attention", "odd-hidden-size", "no-dilation", "negative-dropout", "bigger-than-weights",
          "fewer-labels-than-weights"],  # fmt: skip

@@ -26,11 +26,14 @@ from su4mlc_hf.baselines import (
     fit_classic_baseline,
 )
 from su4mlc_hf.data import load_goemotions
-from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, LabelVocabulary
+from su4mlc_hf.label_vocab import LabelVocabulary, special_label_token_ids
 from su4mlc_hf.metrics import multi_hot, multilabel_scores, token_ids_to_multi_hot
 from su4mlc_hf.tokenization_su4mlc import SU4MLCTokenizer
 
 from .conftest import DATA_DIR, random_batch
+
+# The label token ids of the tiny baselines' 8 labels: labels 0..7, then PAD, BOS, EOS.
+_, BOS_ID, EOS_ID = special_label_token_ids(8)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -239,7 +242,7 @@ def test_cnn_rnn_generate_never_repeats_labels(num_beams):
     assert (sequences[:, 0] == BOS_ID).all()
     for row in sequences[:, 1:].tolist():
         labels = row[: row.index(EOS_ID)] if EOS_ID in row else row
-        assert len(labels) == len(set(labels)) and all(token >= 3 for token in labels) and 5 in labels
+        assert len(labels) == len(set(labels)) and all(0 <= token < 8 for token in labels) and 5 in labels
         assert BOS_ID not in row
     # Cached beam search (beams reordered through the shared SU4MLCDecoderCache) equals recomputing every prefix.
     recomputed = model.generate(

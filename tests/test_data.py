@@ -23,7 +23,7 @@ from su4mlc_hf.data import (
     load_reuters_modapte,
     prepare_datasets,
 )
-from su4mlc_hf.label_vocab import EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID, LabelVocabulary, UnknownLabelError
+from su4mlc_hf.label_vocab import PAD_ID, LabelVocabulary, UnknownLabelError
 from su4mlc_hf.metrics import label_name_scores
 from su4mlc_hf.tokenization_su4mlc import UNK_TOKEN_ID, SU4MLCTokenizer
 
@@ -300,10 +300,10 @@ def test_prepare_goemotions_sample(goemotions_prepared):
     example, raw_example = prepared["train"][5], raw["train"][5]
     assert raw_example["labels"] == ["amusement", "neutral"]
     # Frequency order: neutral (the most frequent) first, then EOS.
-    assert example["labels"] == [label_vocab.token_id("neutral"), label_vocab.token_id("amusement"), EOS_ID]
+    assert example["labels"] == [label_vocab.token_id("neutral"), label_vocab.token_id("amusement"), label_vocab.eos_id]
     assert example["input_ids"] == tokenizer(raw_example["text"])["input_ids"]
     assert example["length"] == len(example["input_ids"])
-    assert all(ids[-1] == EOS_ID for ids in prepared["test"]["labels"])
+    assert all(ids[-1] == label_vocab.eos_id for ids in prepared["test"]["labels"])
 
 
 def test_word_vocabulary_comes_from_the_train_split_only(goemotions_prepared):
@@ -335,7 +335,8 @@ def test_unknown_evaluation_labels_are_counted_reported_and_kept_as_gold(goemoti
     assert validation.empty_label_sets == 1
     assert "3 label occurrences in 2 examples" in caplog.text and "awe" in caplog.text
     # Left out of the target, never mapped to another label ...
-    assert prepared["validation"]["labels"] == [[label_vocab.token_id("joy"), EOS_ID], [EOS_ID], [EOS_ID]]
+    eos = label_vocab.eos_id
+    assert prepared["validation"]["labels"] == [[label_vocab.token_id("joy"), eos], [eos], [eos]]
     assert report.splits["train"].unknown_labels == 0
     # ... but still gold: scores over the whole file count them as missed.
     assert prepared["validation"]["gold_labels"] == [["joy", "awe"], ["awe", "wonder"], []]
@@ -393,8 +394,9 @@ def test_empty_texts_are_dropped_and_label_sets_deduplicated():
     assert (train.num_examples, train.num_kept, train.empty_texts, train.empty_label_sets) == (5, 3, 2, 1)
     assert prepared["train"]["text"] == ["good day", "fine, fine", "no labels at all"]
     assert label_vocab.labels == ["calm", "joy"]  # empty-text examples do not count
-    assert prepared["train"]["labels"][0] == [label_vocab.token_id("calm"), label_vocab.token_id("joy"), EOS_ID]
-    assert prepared["train"]["labels"][2] == [EOS_ID]
+    eos = label_vocab.eos_id
+    assert prepared["train"]["labels"][0] == [label_vocab.token_id("calm"), label_vocab.token_id("joy"), eos]
+    assert prepared["train"]["labels"][2] == [eos]
 
 
 @pytest.mark.parametrize("overlong", ["drop", "truncate"])
@@ -430,8 +432,8 @@ def test_label_orders_and_a_given_tokenizer():
         assert returned_tokenizer is tokenizer and report.label_order == order
         by_order[order] = prepared["train"]["labels"][0]
     x, y = label_vocab.token_id("x"), label_vocab.token_id("y")
-    assert by_order["frequency"] == [x, y, EOS_ID]
-    assert by_order["rare_first"] == [y, x, EOS_ID]
+    assert by_order["frequency"] == [x, y, label_vocab.eos_id]
+    assert by_order["rare_first"] == [y, x, label_vocab.eos_id]
     # "random" stores the frequency order; the collator shuffles per epoch.
     assert by_order["random"] == by_order["frequency"]
     assert prepared["train"]["input_ids"][2] == [tokenizer.convert_tokens_to_ids("c"), UNK_TOKEN_ID]
@@ -475,14 +477,17 @@ def test_collator_without_labels_and_with_an_empty_text():
     assert batch["input_ids"].shape == (2, 1) and batch["attention_mask"].sum() == 0
 
 
+# Targets of six labels (token ids 0..5) end with that vocabulary's EOS.
+EOS_ID = LabelVocabulary([f"label_{index}" for index in range(6)]).eos_id
+
+
 def shuffled_targets(collator: SU4MLCDataCollator, targets: list[list[int]]) -> list[list[int]]:
     batch = collator([{"input_ids": [5], "labels": target} for target in targets])
     return [[token for token in row if token != -100] for row in batch["labels"].tolist()]
 
 
 def test_collator_shuffles_labels_per_epoch_reproducibly():
-    first = NUM_SPECIAL_LABEL_TOKENS
-    targets = [list(range(first, first + 6)) + [EOS_ID] for _ in range(8)]
+    targets = [list(range(6)) + [EOS_ID] for _ in range(8)]
     collator = SU4MLCDataCollator(shuffle_labels=True, seed=3)
     epoch_1, epoch_2 = shuffled_targets(collator, targets), shuffled_targets(collator, targets)
     for row in epoch_1 + epoch_2:
@@ -495,8 +500,7 @@ def test_collator_shuffles_labels_per_epoch_reproducibly():
 
 
 def test_collator_in_dataloader_workers_draws_per_worker_seed(monkeypatch):
-    first = NUM_SPECIAL_LABEL_TOKENS
-    targets = [list(range(first, first + 6)) + [EOS_ID] for _ in range(8)]
+    targets = [list(range(6)) + [EOS_ID] for _ in range(8)]
 
     class WorkerInfo:
         def __init__(self, seed):

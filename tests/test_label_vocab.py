@@ -7,7 +7,6 @@ import random
 import pytest
 
 from su4mlc_hf import LabelVocabulary, UnknownLabelError
-from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def test_labels_are_ordered_by_descending_frequency_with_deterministic_ties():
@@ -20,16 +19,23 @@ def test_labels_are_ordered_by_descending_frequency_with_deterministic_ties():
 
 def test_encode_orders_by_frequency_and_collapses_duplicates():
     vocab = LabelVocabulary(["a", "b", "c", "d"])
-    assert vocab.encode(["d", "a", "d", "b"]) == [3, 4, 6, EOS_ID]
-    assert vocab.encode(["d", "a", "b"], order="rare_first") == [6, 4, 3, EOS_ID]
+    eos = vocab.eos_id
+    assert vocab.encode(["d", "a", "d", "b"]) == [0, 1, 3, eos]
+    assert vocab.encode(["d", "a", "b"], order="rare_first") == [3, 1, 0, eos]
     shuffled = vocab.encode(["d", "a", "b", "c"], order="random", rng=random.Random(1))
-    assert sorted(shuffled[:-1]) == [3, 4, 5, 6] and shuffled[-1] == EOS_ID
-    assert vocab.encode([]) == [EOS_ID]
+    assert sorted(shuffled[:-1]) == [0, 1, 2, 3] and shuffled[-1] == eos
+    assert vocab.encode([]) == [eos]
+
+
+def test_label_token_ids_are_label_indices_and_special_tokens_follow_the_labels():
+    vocab = LabelVocabulary(["a", "b", "c", "d"])
+    assert [vocab.token_id(label) for label in vocab.labels] == list(vocab.id2label) == [0, 1, 2, 3]
+    assert (vocab.pad_id, vocab.bos_id, vocab.eos_id) == (4, 5, 6) and vocab.num_tokens == 7
 
 
 def test_decode_drops_special_and_out_of_range_tokens_and_stops_at_eos():
     vocab = LabelVocabulary(["a", "b", "c"])
-    assert vocab.decode([BOS_ID, 5, PAD_ID, 3, 99, -100, 5, EOS_ID, 4]) == ["c", "a"]
+    assert vocab.decode([vocab.bos_id, 2, vocab.pad_id, 0, 99, -100, 2, vocab.eos_id, 1]) == ["c", "a"]
 
 
 def test_unknown_label_is_a_clear_error():

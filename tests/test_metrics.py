@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_recall_fscore_support
 from transformers import EvalPrediction
 
-from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, PAD_ID, LabelVocabulary
+from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.metrics import (
     EVALUATE_METRIC_PATH,
     METRIC_NAMES,
@@ -61,26 +61,27 @@ EXPECTED_SCORES = {
     "example_f1": 7 / 15,
 }
 
-# The same example as label-token sequences. Label index i is token id i + 3, so with 5 labels the label token
-# ids are 3..7 and 8 is already outside the vocabulary.
+# The same example as label-token sequences. Label index i is token id i, then PAD, BOS, EOS = 5, 6, 7, so 8 is
+# already outside the vocabulary.
 LABEL_VOCAB = LabelVocabulary(["a", "b", "c", "d", "e"])
+PAD, BOS, EOS = LABEL_VOCAB.pad_id, LABEL_VOCAB.bos_id, LABEL_VOCAB.eos_id
 GENERATED_IDS = np.array(
     [
-        [BOS_ID, 3, EOS_ID, 4, 5],  # {0}: the labels after EOS are ignored
-        [BOS_ID, 5, PAD_ID, 4, 5],  # {1, 2}: no EOS, a PAD in the middle, a repeated label
-        [BOS_ID, EOS_ID, PAD_ID, PAD_ID, PAD_ID],  # {}
-        [BOS_ID, 99, -100, BOS_ID, EOS_ID],  # {}: 99 is not a label, -100 and BOS are dropped
-        [BOS_ID, 6, -5, 8, EOS_ID],  # {3}: -5 and 8 are not labels
+        [BOS, 0, EOS, 1, 2],  # {0}: the labels after EOS are ignored
+        [BOS, 2, PAD, 1, 2],  # {1, 2}: no EOS, a PAD in the middle, a repeated label
+        [BOS, EOS, PAD, PAD, PAD],  # {}
+        [BOS, 99, -100, BOS, EOS],  # {}: 99 is not a label, -100 and BOS are dropped
+        [BOS, 3, -5, 8, EOS],  # {3}: -5 and 8 are not labels
     ]
 )
 NUM_UNKNOWN_GENERATED_IDS = 3  # 99, -5 and 8
 TARGET_IDS = np.array(
     [
-        [3, 4, EOS_ID, -100],
-        [5, EOS_ID, -100, -100],
-        [EOS_ID, -100, -100, -100],
-        [3, 5, EOS_ID, -100],
-        [EOS_ID, -100, -100, -100],
+        [0, 1, EOS, -100],
+        [2, EOS, -100, -100],
+        [EOS, -100, -100, -100],
+        [0, 2, EOS, -100],
+        [EOS, -100, -100, -100],
     ]
 )
 
@@ -168,7 +169,7 @@ def test_token_ids_to_multi_hot_drops_non_label_ids():
 
 
 def test_token_ids_to_multi_hot_accepts_ragged_lists():
-    sequences = [[3, 4, EOS_ID], [EOS_ID], [BOS_ID, 7], []]
+    sequences = [[0, 1, EOS], [EOS], [BOS, 4], []]
     y, num_unknown_ids = token_ids_to_multi_hot(sequences, LABEL_VOCAB)
     np.testing.assert_array_equal(y, multi_hot([[0, 1], [], [4], []], NUM_LABELS))
     assert num_unknown_ids == 0
@@ -190,7 +191,7 @@ def test_compute_metrics_on_eval_prediction(caplog):
     assert f"Dropped {NUM_UNKNOWN_GENERATED_IDS} generated and 0 target token ids" in caplog.text
 
     # Generation outputs padded to a longer length, handed over as a tuple.
-    padded = np.pad(GENERATED_IDS, ((0, 0), (0, 3)), constant_values=PAD_ID)
+    padded = np.pad(GENERATED_IDS, ((0, 0), (0, 3)), constant_values=PAD)
     scores = compute_metrics(EvalPrediction(predictions=(padded, np.zeros(5)), label_ids=TARGET_IDS))
     assert_scores_equal(scores, EXPECTED_SCORES)
 

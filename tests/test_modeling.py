@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from su4mlc_hf import SU4MLCConfig, SU4MLCDecoderCache
-from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID
+from su4mlc_hf.label_vocab import special_label_token_ids
 
 from .conftest import ATTENTION_TYPES, AUTHORS_CODE_SWITCHES, random_batch, tiny_model
 
-
+# The label token ids of `tiny_config`'s 8 labels: labels 0..7, then PAD, BOS, EOS.
+PAD_ID, BOS_ID, EOS_ID = special_label_token_ids(8)
 TARGETS = torch.tensor([[3, 5, EOS_ID], [4, EOS_ID, -100], [EOS_ID, -100, -100]])
 
 
@@ -152,7 +153,7 @@ def test_generated_sets_never_repeat_labels_or_emit_pad_bos(num_beams):
         labels = body[: body.index(EOS_ID)] if EOS_ID in body else body
         assert PAD_ID not in labels and BOS_ID not in body
         assert len(labels) == len(set(labels))
-        assert all(token >= 3 for token in labels)
+        assert all(0 <= token < 8 for token in labels)
         assert 4 in labels
 
 
@@ -261,7 +262,7 @@ def test_beam_label_probabilities_are_marginals_over_the_final_beams():
             sequence = beam[: end + 1]
             weights.append(teacher_forced_probabilities(model, input_ids[row], attention_mask[row], sequence).prod())
             members = torch.zeros(model.config.num_labels)
-            members[[token - NUM_SPECIAL_LABEL_TOKENS for token in sequence[1:-1]]] = 1
+            members[sequence[1:-1]] = 1  # label token id i is label i
             expected += weights[-1] * members
         expected /= sum(weights)
         torch.testing.assert_close(scored.beam_label_probabilities[row], expected, atol=1e-5, rtol=1e-4)
@@ -275,8 +276,7 @@ def test_label_head_adds_a_per_label_loss():
     plain, with_head = tiny_model(seed=5), tiny_model(seed=5, label_head_loss_weight=0.5)
     with_head.load_state_dict(plain.state_dict(), strict=False)
     input_ids, attention_mask = random_batch([7, 4], seed=2)
-    first = NUM_SPECIAL_LABEL_TOKENS
-    labels = torch.tensor([[first, first + 3, EOS_ID], [first + 1, EOS_ID, -100]])
+    labels = torch.tensor([[0, 3, EOS_ID], [1, EOS_ID, -100]])
     sequence_loss = plain(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
     output = with_head(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
     targets = torch.zeros(2, with_head.config.num_labels)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
 from su4mlc_hf import LabelVocabulary, SU4MLCTokenizer
-from su4mlc_hf.label_vocab import EOS_ID, NUM_SPECIAL_LABEL_TOKENS, SPECIAL_LABEL_TOKENS
+from su4mlc_hf.label_vocab import SPECIAL_LABEL_TOKENS
 from su4mlc_hf.tokenization_su4mlc import PAD_TOKEN_ID
 
 from .conftest import goemotions_train_texts, tiny_model
@@ -100,8 +100,8 @@ def vocabularies_and_label_sets(draw):
 def test_encode_then_decode_gives_the_label_set_in_frequency_order(vocabulary_and_label_set):
     vocabulary, label_set = vocabulary_and_label_set
     token_ids = vocabulary.encode(label_set)
-    assert token_ids[-1] == EOS_ID and EOS_ID not in token_ids[:-1]
-    assert all(token_id >= NUM_SPECIAL_LABEL_TOKENS for token_id in token_ids[:-1])
+    assert token_ids[-1] == vocabulary.eos_id and vocabulary.eos_id not in token_ids[:-1]
+    assert all(0 <= token_id < len(vocabulary) for token_id in token_ids[:-1])
     decoded = vocabulary.decode(token_ids)
     assert set(decoded) == set(label_set)
     assert decoded == sorted(set(label_set), key=vocabulary.labels.index)

@@ -10,7 +10,7 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..label_vocab import PAD_ID
+from ..label_vocab import WORD_PAD_ID
 from ..modeling_su4mlc import SU4MLCPreTrainedModel, lengths_to_mask
 
 
@@ -78,7 +78,7 @@ class KimCNNConfig(PretrainedConfig):
     threshold: float = 0.5
     at_least_one_label: bool = False
     initializer_range: float = 0.25
-    pad_token_id: int = PAD_ID
+    pad_token_id: int = WORD_PAD_ID
     problem_type: str | None = "multi_label_classification"
 
     def __post_init__(self, **kwargs):
@@ -104,7 +104,7 @@ class KimCNNTextEncoder(nn.Module):
 
     def __init__(self, config: KimCNNConfig):
         super().__init__()
-        self.embed_tokens = nn.Embedding(config.source_vocab_size, config.embedding_size, padding_idx=PAD_ID)
+        self.embed_tokens = nn.Embedding(config.source_vocab_size, config.embedding_size, padding_idx=WORD_PAD_ID)
         self.kernel_sizes = list(config.kernel_sizes)
         self.convolutions = nn.ModuleList(
             nn.Conv1d(config.embedding_size, config.num_filters, kernel_size) for kernel_size in self.kernel_sizes
@@ -122,7 +122,7 @@ class KimCNNTextEncoder(nn.Module):
             `torch.FloatTensor` of shape `(batch_size, num_filters * len(kernel_sizes))`: the pooled features.
         """
         if attention_mask is None:
-            attention_mask = input_ids.ne(PAD_ID)
+            attention_mask = input_ids.ne(WORD_PAD_ID)
         lengths = attention_mask.sum(dim=1)
         embedded = self.embed_tokens(input_ids) * attention_mask[:, :, None].to(self.embed_tokens.weight.dtype)
         short_by = max(self.kernel_sizes) - embedded.size(1)

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
-from ..label_vocab import BOS_ID, EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID
+from ..configuration_su4mlc import assign_label_token_ids
+from ..label_vocab import NUM_SPECIAL_LABEL_TOKENS
 from ..modeling_su4mlc import (
     SU4MLCEncoderOutput,
     SU4MLCForMultiLabelClassification,
@@ -62,6 +63,10 @@ class CNNRNNConfig(PretrainedConfig):
     attribute_map = {"vocab_size": "label_vocab_size", "num_hidden_layers": "decoder_layers"}
     # What `SU4MLCDecoder` reads to pick its variant: CNN-RNN's decoder attends nothing.
     attention: ClassVar[str] = "none"
+    # What `SU4MLCForMultiLabelClassification` reads for its auxiliary label head and decision rule: CNN-RNN has no
+    # head and keeps the best sequence's labels.
+    label_head_loss_weight: ClassVar[float] = 0.0
+    decision_threshold: ClassVar[float | None] = None
 
     source_vocab_size: int = 50002
     embedding_size: int = 512
@@ -72,10 +77,12 @@ class CNNRNNConfig(PretrainedConfig):
     dropout: float = 0.2
     max_labels: int = 16
     initializer_range: float = 0.25
-    pad_token_id: int = PAD_ID
-    bos_token_id: int = BOS_ID
-    eos_token_id: int = EOS_ID
-    decoder_start_token_id: int = BOS_ID
+    # Label token ids, real labels first: set from `id2label` (see `assign_label_token_ids`).
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    decoder_start_token_id: int | None = None
+    label_token_layout: str | None = None
     is_encoder_decoder: bool = True
     tie_word_embeddings: bool = False
 
@@ -86,10 +93,11 @@ class CNNRNNConfig(PretrainedConfig):
             self.label2id = {label: index for index, label in self.id2label.items()}
         check_convolution_fields(self)
         check_positive_integers(self, ("hidden_size", "decoder_layers", "max_labels"))
+        assign_label_token_ids(self)
 
     @property
     def label_vocab_size(self) -> int:
-        """Number of label tokens the decoder embeds and scores: PAD, BOS, EOS and the real labels."""
+        """Number of label tokens the decoder embeds and scores: the real labels, then PAD, BOS and EOS."""
         return self.num_labels + NUM_SPECIAL_LABEL_TOKENS
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..configuration_su4mlc import SU4MLCConfig
-from ..label_vocab import PAD_ID
+from ..label_vocab import WORD_PAD_ID
 from ..modeling_su4mlc import (
     SU4MLCEncoder,
     SU4MLCEncoderOutput,
@@ -121,7 +121,7 @@ class SU4MLCHierarchicalEncoder(SU4MLCEncoder):
             `num_sentences = ceil(source_length / sentence_length)`.
         """
         if attention_mask is None:
-            attention_mask = input_ids.ne(PAD_ID)
+            attention_mask = input_ids.ne(WORD_PAD_ID)
         batch_size = input_ids.size(0)
         lengths = attention_mask.sum(dim=1).clamp(min=1)
         num_sentences = (lengths + self.sentence_length - 1) // self.sentence_length  # (batch_size,)
@@ -129,7 +129,7 @@ class SU4MLCHierarchicalEncoder(SU4MLCEncoder):
 
         # (batch_size, max_sentences, sentence_length) word ids and words per sentence (0 for padding sentences).
         padding = max_sentences * self.sentence_length - input_ids.size(1)
-        padded_ids = nn.functional.pad(input_ids, (0, padding), value=PAD_ID)
+        padded_ids = nn.functional.pad(input_ids, (0, padding), value=WORD_PAD_ID)
         sentence_ids = padded_ids.view(batch_size, max_sentences, self.sentence_length)
         sentence_starts = torch.arange(max_sentences, device=input_ids.device) * self.sentence_length
         words_per_sentence = (lengths[:, None] - sentence_starts[None, :]).clamp(0, self.sentence_length)
