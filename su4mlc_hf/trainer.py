@@ -22,6 +22,7 @@ from .label_vocab import LabelVocabulary
 from .metrics import METRIC_NAMES, build_compute_metrics
 from .model_card import build_model_card, save_model_card
 from .modeling_su4mlc import unreadable_weights_error
+from .output_folder import read_json, staged_folder, write_json
 
 # A checkpoint is written into `_tmp-checkpoint-N/checkpoint-N`, then renamed to `checkpoint-N`. Names starting with
 # `_tmp-` are invisible to `get_last_checkpoint` and `save_total_limit` (they look for `checkpoint-*`) and to the
@@ -71,6 +72,13 @@ class SU4MLCTrainingArguments(Seq2SeqTrainingArguments):
     )
     ddp_find_unused_parameters: bool = field(
         default=False, metadata={"help": "Every parameter takes part in the loss, so DDP need not search for unused ones."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start a new run in an output folder that holds another one: its checkpoints and results are "
+            "deleted first (examples/run_mlc.py)."
+        },
     )
     remove_unused_columns: bool = field(
         default=False,
@@ -254,13 +262,36 @@ class SU4MLCTrainer(Seq2SeqTrainer):
             raise unreadable_weights_error(os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME), error) from error
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        super()._save(output_dir, state_dict)
-        if self.args.should_save:
+        """The Trainer's save of the model, tokenizer and arguments, each file written whole: into a staging folder
+        inside `output_dir`, then renamed into place. A run killed while saving the final model leaves whole files
+        only (a mix of old and new ones), and its rerun saves them again."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return super()._save(output_dir, state_dict)
+        with staged_folder(output_dir) as staging:
+            super()._save(str(staging), state_dict)
             # transformers pickles the arguments to `training_args.bin`, which nothing reads back (resuming reads
             # `trainer_state.json`) and which could only be read by unpickling. Saved folders hold them as JSON.
-            output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
-            (output_dir / TRAINING_ARGS_NAME).unlink(missing_ok=True)
-            (output_dir / TRAINING_ARGS_JSON_NAME).write_text(self.args.to_json_string(), encoding="utf-8")
+            (staging / TRAINING_ARGS_NAME).unlink()
+            (staging / TRAINING_ARGS_JSON_NAME).write_text(self.args.to_json_string(), encoding="utf-8")
+        (Path(output_dir) / TRAINING_ARGS_NAME).unlink(missing_ok=True)  # left by an older version
+
+    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
+        """`Trainer.save_metrics`, written atomically; an `all_results.json` that is not whole JSON (left by a killed
+        run of an older version) is started again instead of failing the run."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = Path(self.args.output_dir)
+        write_json(output_dir / f"{split}_results.json", metrics)
+        if combined:
+            all_metrics = read_json(output_dir / "all_results.json")
+            write_json(output_dir / "all_results.json", {**(all_metrics if isinstance(all_metrics, dict) else {}), **metrics})
+
+    def save_state(self) -> None:
+        """`Trainer.save_state`, written atomically."""
+        if self.is_world_process_zero():
+            with staged_folder(self.args.output_dir) as staging:
+                self.state.save_to_json(staging / TRAINER_STATE_NAME)
 
 
 __all__ = ["SU4MLCTrainer", "SU4MLCTrainingArguments"]

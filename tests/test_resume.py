@@ -4,6 +4,7 @@ the uninterrupted run ends (on CPU, same seed: bit-identical weights, no toleran
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -89,7 +90,7 @@ def test_failure_in_the_middle_of_a_save_leaves_the_previous_checkpoint_last(tmp
 
     def fail_at_the_second_checkpoint(trainer, checkpoint_dir):
         if trainer.state.global_step == SECOND_CHECKPOINT:
-            raise OSError("No space left on device (simulated)")
+            raise OSError(errno.EIO, "Input/output error (simulated)")
         save_rng_state(trainer, checkpoint_dir)
 
     with monkeypatch.context() as patch:
