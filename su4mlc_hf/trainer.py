@@ -14,8 +14,8 @@ from safetensors import SafetensorError
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
-from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .label_vocab import LabelVocabulary
@@ -30,6 +30,8 @@ from .output_folder import read_json, staged_folder, write_json
 CHECKPOINT_STAGING_PREFIX = f"_tmp-{PREFIX_CHECKPOINT_DIR}-"
 # The training arguments as JSON, in place of the pickled `training_args.bin` transformers writes.
 TRAINING_ARGS_JSON_NAME = "training_args.json"
+# In each checkpoint: the sum of the training losses up to it, so that a resumed run reports the whole run's loss.
+TRAIN_LOSS_SUM_NAME = "train_loss_sum.json"
 
 
 @dataclass
@@ -137,6 +139,8 @@ class SU4MLCTrainer(Seq2SeqTrainer):
     def __init__(self, *args, model_card_kwargs: dict | None = None, **kwargs):
         # Set while `_save_checkpoint` runs: the folder the Trainer then writes `checkpoint-N` into.
         self._checkpoint_staging_dir: str | None = None
+        # The sum of the training losses before the checkpoint this run resumed from (None: not resumed).
+        self._resumed_loss_sum: float | None = None
         super().__init__(*args, **kwargs)
         self.model_card_kwargs = dict(model_card_kwargs or {})
         if self.compute_metrics is None and self.args.predict_with_generate:
@@ -237,6 +241,10 @@ class SU4MLCTrainer(Seq2SeqTrainer):
             self.state.best_model_checkpoint = checkpoint_dir
             if self.args.should_save:
                 self.state.save_to_json(os.path.join(staged_checkpoint_dir, TRAINER_STATE_NAME))
+        # Every process takes part in the gather, as for logging: the loss not yet logged is the mean over processes.
+        loss_sum = self._loss_sum()
+        if self.args.should_save:
+            write_json(os.path.join(staged_checkpoint_dir, TRAIN_LOSS_SUM_NAME), {"train_loss_sum": loss_sum})
         self.accelerator.wait_for_everyone()  # every process has written its files (e.g. its RNG state)
         if self.args.should_save:
             if os.path.isdir(checkpoint_dir):
@@ -255,11 +263,34 @@ class SU4MLCTrainer(Seq2SeqTrainer):
                 use_mtime=True,
             )
 
+    def _loss_sum(self) -> float:
+        """The sum of the per-step training losses of the whole run so far (this call and the run it resumed)."""
+        unlogged = nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+        return (self._resumed_loss_sum or 0.0) + self._total_loss_scalar + unlogged
+
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         try:
             super()._load_from_checkpoint(resume_from_checkpoint, model)
         except SafetensorError as error:
             raise unreadable_weights_error(os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME), error) from error
+        # A checkpoint of an older version has no loss sum: the loss is then that of this call, as transformers has it.
+        saved = read_json(os.path.join(resume_from_checkpoint, TRAIN_LOSS_SUM_NAME))
+        self._resumed_loss_sum = saved["train_loss_sum"] if isinstance(saved, dict) else None
+
+    def _finalize_training(self, trial, num_train_samples, start_time) -> TrainOutput:
+        """The Trainer's end of training, where a resumed run reports `train_loss` over the whole run (transformers
+        reports it over the steps of this call: 0 for a run resumed from its last checkpoint), so a run killed and
+        resumed reports the loss of the uninterrupted run."""
+        output = super()._finalize_training(trial, num_train_samples, start_time)
+        if self._resumed_loss_sum is None:
+            return output
+        # `super()` has added the last unlogged loss to `_total_loss_scalar`.
+        train_loss = (self._resumed_loss_sum + self._total_loss_scalar) / max(self.state.global_step, 1)
+        output.metrics["train_loss"] = train_loss
+        logged = [entry for entry in self.state.log_history if "train_loss" in entry]
+        if logged:
+            logged[-1]["train_loss"] = train_loss
+        return TrainOutput(output.global_step, train_loss, output.metrics)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """The Trainer's save of the model, tokenizer and arguments, each file written whole: into a staging folder
