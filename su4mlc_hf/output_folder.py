@@ -332,10 +332,10 @@ class OutputFolder:
                 "--output_dir."
             )
 
-    def disk_full_error(self, error: BaseException) -> OutputFolderError:
-        """The one-line error for a write that found the disk full."""
+    def disk_full_error(self) -> OutputFolderError:
+        """The one-line error for a write that found the disk full (raise it from the write's error)."""
         free = shutil.disk_usage(self.folder).free
         return OutputFolderError(
-            f"The disk of the output folder {self.folder} is full ({_bytes(free)} free): {str(error).splitlines()[0]}; "
-            "free some space and run the same command again (it resumes), or choose another --output_dir."
+            f"The disk of the output folder {self.folder} is full ({_bytes(free)} free) and a write failed; free some "
+            "space and run the same command again (it resumes), or choose another --output_dir."
         )
