@@ -294,7 +294,9 @@ def run(
     trained = training_args.do_train and output_folder.is_complete(["train"])
 
     last_checkpoint = None
-    if training_args.do_train and not trained and training_args.resume_from_checkpoint is None:
+    resume = training_args.do_train and not trained and training_args.resume_from_checkpoint is None
+    # In a data-parallel run the main process creates the folder: the others may get here before it.
+    if resume and os.path.isdir(training_args.output_dir):
         last_checkpoint = get_last_checkpoint(training_args.output_dir)
         if last_checkpoint is not None:
             logger.info(f"Resuming from the last checkpoint in the output folder: {last_checkpoint}")
