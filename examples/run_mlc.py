@@ -15,8 +15,12 @@ only), or `--dataset_dir` with `--dataset_format goemotions|reuters_modapte` for
 
 Writes to `--output_dir`: the model (safetensors), tokenizer, generation config and model card (README.md);
 `{train,eval,predict}_results.json`; `predictions.jsonl` (one line per test text: its predicted labels with scores,
-and the gold labels); checkpoints every epoch. An interrupted run resumes from its last checkpoint when started
-again with the same `--output_dir` (or `--resume_from_checkpoint PATH`).
+and the gold labels); checkpoints every epoch. Every file appears whole (written under a temporary name, then
+renamed). The same command started again in the same `--output_dir` finishes the run: a run killed in training
+resumes from its last checkpoint, one killed later redoes only what it had not finished, a finished one does nothing.
+A folder that holds another run (other model, labels, data or arguments, recorded in `_su4mlc_run.json`) is refused
+before any work: pass `--overwrite_output_dir`, `--resume_from_checkpoint PATH`, or choose another folder. One run at
+a time holds a folder (`_su4mlc_run.lock`).
 """
 
 from __future__ import annotations
@@ -335,7 +339,12 @@ def run(
         model = build_model(model_args, tokenizer, label_vocab)
         if training_args.do_train:
             output_folder.check_free_space(needed_space(model, training_args))
-    output_folder.check_model(model_identity(model.config))
+    checkpoint = (training_args.resume_from_checkpoint or last_checkpoint) if training_args.do_train else None
+    output_folder.check_model(
+        model_identity(model.config),
+        checkpoint=checkpoint,
+        checkpoint_model=model_identity(SU4MLCConfig.from_pretrained(checkpoint)) if checkpoint else None,
+    )
     logger.info(
         f"SU4MLC ({model.config.attention} attention): {model.num_parameters():,} parameters, "
         f"{len(label_vocab)} labels, {len(tokenizer)} words"
@@ -361,7 +370,6 @@ def run(
         # The card reports the training run's last evaluation, from its log.
         trainer.state = TrainerState.load_from_json(os.path.join(training_args.output_dir, TRAINER_STATE_NAME))
     elif training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
         trainer.log_metrics("train", train_result.metrics)

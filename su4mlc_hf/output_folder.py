@@ -277,15 +277,25 @@ class OutputFolder:
             self.record = {"identity": identity, "phases": {}}
             self._save_record()
 
-    def check_model(self, model: Mapping[str, Any]) -> None:
-        """Records the model of the run (e.g. its config and labels); raises if the folder recorded another one."""
+    def check_model(
+        self, model: Mapping[str, Any], checkpoint: str | None = None, checkpoint_model: Mapping[str, Any] | None = None
+    ) -> None:
+        """
+        Records the model of the run (e.g. its config and labels). Raises if the folder recorded another one, or if
+        the checkpoint the run resumes from (`checkpoint`, holding `checkpoint_model`) holds another one: a folder
+        written before records existed, or a `--resume_from_checkpoint` of another run.
+        """
         model = _as_json(model)
-        differences = _differences(self.record["model"], model) if "model" in self.record else []
-        if differences:
-            raise OutputFolderError(
-                f"The output folder {self.folder} holds a run of another model ({'; '.join(differences[:3])}); pass "
-                "--overwrite_output_dir to replace it or choose another --output_dir."
-            )
+        for holder, other in (
+            (f"The output folder {self.folder} holds a run of", self.record.get("model")),
+            (f"The checkpoint {checkpoint} holds", checkpoint_model),
+        ):
+            differences = _differences(_as_json(other), model) if other is not None else []
+            if differences:
+                raise OutputFolderError(
+                    f"{holder} another model ({'; '.join(differences[:3])}); pass --overwrite_output_dir to replace "
+                    "the run or choose another --output_dir."
+                )
         self.record["model"] = model
         self._save_record()
 

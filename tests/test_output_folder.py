@@ -88,6 +88,22 @@ def test_changed_data_files_are_named(tmp_path):
     assert folder_state(output_dir) == before
 
 
+def test_a_folder_without_record_is_checked_against_its_last_checkpoint(finished_run):
+    """A folder written before records existed (here: the record deleted) and a command with another model: refused
+    naming the checkpoint and the difference (it failed with a state-dict size mismatch inside the Trainer)."""
+    output_dir, _ = finished_run
+    (output_dir / RUN_RECORD_NAME).unlink()
+    for name in ("train_results.json", "eval_results.json", "predict_results.json", "all_results.json"):
+        (output_dir / name).unlink()  # an interrupted run
+    with pytest.raises(OutputFolderError) as error:
+        run_mlc.main([*seeded_run_argv(output_dir), "--hidden_size", "24"])
+    assert str(error.value).startswith(
+        f"The checkpoint {output_dir / 'checkpoint-30'} holds another model (config.hidden_size: 16 -> 24); pass "
+        "--overwrite_output_dir"
+    )
+    assert not (output_dir / "train_results.json").exists()
+
+
 def test_the_same_command_on_a_finished_run_does_nothing_and_returns_its_results(finished_run):
     output_dir, reference_results = finished_run
     before = folder_state(output_dir)
