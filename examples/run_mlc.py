@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             return run(model_args, data_args, training_args, output_folder)
         except Exception as error:
             if is_disk_full(error):
-                raise output_folder.disk_full_error() from error
+                raise output_folder.disk_full_error(error) from error
             raise
 
 

@@ -36,8 +36,6 @@ logger = logging.get_logger(__name__)
 RUN_RECORD_NAME = "_su4mlc_run.json"
 LOCK_NAME = "_su4mlc_run.lock"
 STAGING_PREFIX = "_tmp-save-"
-# The phases of `examples/run_mlc.py` in order, each recorded once all its files are written.
-PHASES = ("train", "eval", "predict", "card")
 # What a run's phases leave in the folder, deleted with the run when `--overwrite_output_dir` starts a new one.
 RUN_OUTPUT_NAMES = (
     "train_results.json", "eval_results.json", "predict_results.json", "all_results.json", "trainer_state.json",
@@ -342,10 +340,14 @@ class OutputFolder:
                 "--output_dir."
             )
 
-    def disk_full_error(self) -> OutputFolderError:
-        """The one-line error for a write that found the disk full (raise it from the write's error)."""
-        free = shutil.disk_usage(self.folder).free
+    def disk_full_error(self, error: BaseException) -> OutputFolderError:
+        """The one-line error for a write that found the disk full (raise it from `error`). It names the folder of the
+        file that failed when the error gives it (e.g. the `datasets` cache), else the output folder (torch and
+        safetensors do not name their file)."""
+        failed_file = getattr(error, "filename", None)
+        folder = Path(failed_file).parent if failed_file else self.folder
+        name = f"the output folder {folder}" if folder == self.folder else str(folder)
         return OutputFolderError(
-            f"The disk of the output folder {self.folder} is full ({_bytes(free)} free) and a write failed; free some "
-            "space and run the same command again (it resumes), or choose another --output_dir."
+            f"The disk of {name} is full ({_bytes(shutil.disk_usage(folder).free)} free) and a write failed; free "
+            "some space and run the same command again (it resumes), or choose another --output_dir."
         )

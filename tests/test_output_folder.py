@@ -5,6 +5,7 @@ one clear line before (or instead of) a traceback deep in a save. Kills at every
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from su4mlc_hf.output_folder import (
     OutputFolder,
     OutputFolderError,
     atomic_open,
+    is_disk_full,
     staged_folder,
 )
 
@@ -260,3 +262,14 @@ def test_a_full_disk_during_a_save_ends_in_one_clear_line(small_disk, monkeypatc
     assert message.startswith(f"The disk of the output folder {output_dir} is full (")
     assert message.endswith("free some space and run the same command again (it resumes), or choose another --output_dir.")
     assert not list(output_dir.glob("checkpoint-*"))
+
+
+def test_a_full_disk_elsewhere_names_that_folder(tmp_path):
+    """A full disk met while writing outside the output folder (e.g. the `datasets` cache) names that folder."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    error = OSError(errno.ENOSPC, "No space left on device", str(cache / "cache-1.arrow"))
+    assert is_disk_full(error) and is_disk_full(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos"))
+    assert not is_disk_full(OSError(errno.EIO, "Input/output error"))
+    message = str(OutputFolder(tmp_path / "out").disk_full_error(error))
+    assert message.startswith(f"The disk of {cache} is full (") and "output folder" not in message.split(";")[0]
