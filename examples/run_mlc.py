@@ -47,7 +47,9 @@ from su4mlc_hf.data import (
     load_reuters_modapte,
     prepare_datasets,
 )
+from su4mlc_hf.decision import tune_decision_threshold
 from su4mlc_hf.label_vocab import LabelVocabulary
+from su4mlc_hf.recipe import TrainingDataStatistics, apply_recipe, recipe_settings
 from su4mlc_hf.metrics import multi_hot, multilabel_scores
 from su4mlc_hf.output_folder import OutputFolder, atomic_open, files_fingerprint, is_disk_full
 from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
@@ -59,6 +61,13 @@ logger = logging.getLogger(__name__)
 class ModelArguments:
     """The model to train: a saved SU4MLC model to continue from, or a new one built from these sizes."""
 
+    recipe: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: training settings derived from the training data (su4mlc_hf.recipe); paper: the paper's "
+            "recipe exactly. Values given on the command line or in the JSON config win over either."
+        },
+    )
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A saved SU4MLC folder or Hub id to continue from (its vocabularies are kept)."}
     )
@@ -77,6 +86,16 @@ class ModelArguments:
     hybrid_output: str = field(default="concat", metadata={"help": "concat (paper) or residual (2018 code)."})
     max_labels: int = field(default=16, metadata={"help": "Most labels generated per text."})
     num_beams: int = field(default=5, metadata={"help": "Beam size for evaluation and prediction (1 = greedy)."})
+    label_head_loss_weight: float = field(
+        default=0.0, metadata={"help": "Weight of the auxiliary per-label loss (0: no label head, the paper)."}
+    )
+    decision: str = field(
+        default="sequence",
+        metadata={
+            "help": "sequence: the best generated sequence (paper); auto: also try a threshold on the label scores "
+            "on the validation split and keep it where it scores better."
+        },
+    )
 
 
 @dataclass
@@ -116,6 +135,11 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only this many validation texts."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only this many test texts."})
     num_predictions_to_print: int = field(default=5, metadata={"help": "Test predictions shown at the end."})
+
+
+def given_argument_names(argv: list[str]) -> set[str]:
+    """The argument names set on the command line (`--name value`, `--name=value`)."""
+    return {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")}
 
 
 def load_raw_datasets(data_args: DataArguments) -> datasets.DatasetDict:
@@ -184,10 +208,33 @@ def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabul
     return model
 
 
+def gold_multi_hot(split, label_vocab: LabelVocabulary):
+    """The gold label names of a prepared split and their multi-hot matrix."""
+    gold = [label_vocab.decode(target) for target in split["labels"]]
+    return gold, multi_hot((label_vocab.indices(labels) for labels in gold), len(label_vocab))
+
+
+def calibrate_decision(model, tokenizer, validation_split, label_vocab: LabelVocabulary, batch_size: int):
+    """Chooses the model's decision rule on the validation split (see `su4mlc_hf.decision`) and records it in
+    `model.config.decision_threshold`."""
+    best_sequences, scores = model.score_texts(validation_split["text"], tokenizer, batch_size=batch_size)
+    _, y_true = gold_multi_hot(validation_split, label_vocab)
+    choice = tune_decision_threshold(y_true, scores, multi_hot(best_sequences, len(label_vocab)))
+    model.config.decision_threshold = choice.threshold
+    return choice
+
+
+def predict_split(model, tokenizer, split, label_vocab: LabelVocabulary, batch_size: int):
+    """Predicts a prepared split with scores by the model's decision rule and scores them against its gold labels."""
+    predictions = model.predict(split["text"], tokenizer, batch_size=batch_size, return_scores=True)
+    gold, y_true = gold_multi_hot(split, label_vocab)
+    y_pred = multi_hot(([label_vocab.label2index[label] for label, _ in row] for row in predictions), len(label_vocab))
+    return (predictions, gold), multilabel_scores(y_true, y_pred)
+
+
 def write_predictions(model, tokenizer, test_split, label_vocab: LabelVocabulary, path: Path, batch_size: int):
     """Predicts the test texts with scores, writes one JSON line per text, and scores them against the gold labels."""
-    predictions = model.predict(test_split["text"], tokenizer, batch_size=batch_size, return_scores=True)
-    gold = [label_vocab.decode(target) for target in test_split["labels"]]
+    (predictions, gold), scores = predict_split(model, tokenizer, test_split, label_vocab, batch_size)
     with atomic_open(path) as file:
         for text, predicted, gold_labels in zip(test_split["text"], predictions, gold):
             record = {
@@ -197,9 +244,7 @@ def write_predictions(model, tokenizer, test_split, label_vocab: LabelVocabulary
                 "gold": gold_labels,
             }
             file.write(json.dumps(record, ensure_ascii=False) + "\n")
-    y_pred = multi_hot(([label_vocab.label2index[label] for label, _ in row] for row in predictions), len(label_vocab))
-    y_true = multi_hot((label_vocab.indices(labels) for labels in gold), len(label_vocab))
-    return predictions, gold, multilabel_scores(y_true, y_pred)
+    return predictions, gold, scores
 
 
 # Arguments that do not change what a run computes: a rerun in the same output folder may change them.
@@ -232,8 +277,10 @@ def run_identity(model_args: ModelArguments, data_args: DataArguments, training_
 
 
 def model_identity(config: SU4MLCConfig) -> dict:
-    """The model a run trains: the fields of its config that SU4MLC defines, and its labels in id order."""
+    """The model a run trains: the fields of its config that SU4MLC defines (but the decision threshold, which
+    training sets), and its labels in id order."""
     own_fields = {f.name for f in fields(SU4MLCConfig)} - {f.name for f in fields(PreTrainedConfig)}
+    own_fields.discard("decision_threshold")
     return {
         "config": {name: getattr(config, name) for name in sorted(own_fields)},
         "labels": [config.id2label[index] for index in sorted(config.id2label)],
@@ -251,10 +298,14 @@ def needed_space(model, training_args: SU4MLCTrainingArguments) -> int:
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = HfArgumentParser((ModelArguments, DataArguments, SU4MLCTrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
+    config_file = None
     if argv and argv[0].endswith(".json"):
         # A JSON config file gives the defaults; arguments after it override them.
-        parser.set_defaults(**json.loads(Path(argv[0]).read_text(encoding="utf-8")))
-        argv = argv[1:]
+        config_file, argv = argv[0], argv[1:]
+        parser.set_defaults(**json.loads(Path(config_file).read_text(encoding="utf-8")))
+    given = given_argument_names(argv)
+    if config_file is not None:
+        given |= set(json.loads(Path(config_file).read_text(encoding="utf-8")))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
 
     logging.basicConfig(
@@ -269,7 +320,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     with OutputFolder(training_args.output_dir, is_main_process=training_args.process_index == 0) as output_folder:
         try:
-            return run(model_args, data_args, training_args, output_folder)
+            return run(model_args, data_args, training_args, given, output_folder)
         except Exception as error:
             if is_disk_full(error):
                 raise output_folder.disk_full_error(error) from error
@@ -280,6 +331,7 @@ def run(
     model_args: ModelArguments,
     data_args: DataArguments,
     training_args: SU4MLCTrainingArguments,
+    given: set[str],
     output_folder: OutputFolder,
 ) -> dict[str, dict[str, float]]:
     """The run in its locked output folder: each phase (train, eval, predict, card) is skipped if the folder records
@@ -332,6 +384,12 @@ def run(
         max_label_vocab=data_args.max_label_vocab,
     )
     logger.info(f"Data:\n{report}")
+    if training_args.do_train and model_args.model_name_or_path is None:
+        statistics = TrainingDataStatistics.from_split(prepared["train"], len(label_vocab))
+        applied = apply_recipe(
+            recipe_settings(model_args.recipe, statistics), [model_args, data_args, training_args], given
+        )
+        logger.info(f"Recipe {model_args.recipe!r} for {statistics}: {applied}")
 
     if trained:  # by the run in the output folder, which was killed later
         model = SU4MLCForMultiLabelClassification.from_pretrained(training_args.output_dir)
@@ -375,11 +433,23 @@ def run(
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
+        if model_args.decision == "auto" and "validation" in prepared:
+            choice = calibrate_decision(
+                trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
+            )
+            logger.info(str(choice))
+            trainer.save_model()
         output_folder.complete("train", train_result.metrics)
 
     if training_args.do_eval and not output_folder.is_complete(["eval"]):
         eval_results = trainer.evaluate() if "validation" in prepared else None
         if eval_results is not None:
+            if trainer.model.config.decision_threshold is not None:
+                # The Trainer scores the best generated sequence; the model decides by its threshold.
+                _, scores = predict_split(
+                    trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
+                )
+                eval_results.update({f"eval_{name}": value for name, value in scores.items()})
             trainer.log_metrics("eval", eval_results)
             trainer.save_metrics("eval", eval_results)
         output_folder.complete("eval", eval_results)

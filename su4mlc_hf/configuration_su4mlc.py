@@ -69,6 +69,17 @@ class SU4MLCConfig(PretrainedConfig):
         initializer_range (`float`, *optional*, defaults to 0.1):
             Half-width of the uniform initialisation of embeddings, convolutions and linear layers (LSTMs use
             transformers' default Xavier initialisation).
+        label_head_loss_weight (`float`, *optional*, defaults to 0.0):
+            *Not in the paper.* Weight of an auxiliary per-label objective: a linear sigmoid classifier over the
+            max-pooled word annotations and semantic units, trained with binary cross-entropy beside the decoder's
+            sequence loss. 0 (the paper) builds no such head. Its
+            probabilities also enter the per-label scores (see `decision_threshold`).
+        decision_threshold (`float`, *optional*):
+            *Not in the paper.* How [`~SU4MLCForMultiLabelClassification.predict`] turns a text into a label set.
+            None (the paper): the labels of the best generated sequence. A number in (0, 1): every label whose
+            per-label score (its probability of being in the set: summed over the final beams, averaged with the
+            label head's probability when there is one) reaches it, and the top-scoring label when none does.
+            `run_mlc.py` tunes it on the validation split and keeps it only where it beats the best sequence.
 
     Generation parameters (beam size, banning repeated labels, ...) are not part of this config: they live in
     the model's `GenerationConfig` (`generation_config.json`), built by
@@ -102,6 +113,8 @@ class SU4MLCConfig(PretrainedConfig):
     hybrid_output: str = "concat"
     max_labels: int = 16
     initializer_range: float = 0.1
+    label_head_loss_weight: float = 0.0
+    decision_threshold: float | None = None
     pad_token_id: int = PAD_ID
     bos_token_id: int = BOS_ID
     eos_token_id: int = EOS_ID
@@ -155,6 +168,18 @@ class SU4MLCConfig(PretrainedConfig):
             )
         if not self.id2label:
             raise ValueError("SU4MLCConfig.id2label must name at least one label.")
+        self._check_decision_values()
+
+    def _check_decision_values(self) -> None:
+        """The auxiliary label head's weight and the decision threshold (see the class docstring)."""
+        weight = self.label_head_loss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 100.0:
+            raise ValueError(f"SU4MLCConfig.label_head_loss_weight must be a number in [0, 100], got {weight!r}.")
+        threshold = self.decision_threshold
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0
+        ):
+            raise ValueError(f"SU4MLCConfig.decision_threshold must be None or in (0, 1), got {threshold!r}.")
 
     @property
     def label_vocab_size(self) -> int:

@@ -4,8 +4,10 @@ LSTM label decoder with hybrid attention that generates one label per step (Lin 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from torch import nn
@@ -14,7 +16,8 @@ from transformers import initialization as init
 from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput
 
 from .configuration_su4mlc import SU4MLCConfig
-from .label_vocab import BOS_ID, EOS_ID, PAD_ID, LabelVocabulary
+from .decision import threshold_decision
+from .label_vocab import BOS_ID, EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID, LabelVocabulary
 
 
 @dataclass
@@ -65,6 +68,8 @@ class SU4MLCSeq2SeqOutput(ModelOutput):
             then over words), each of shape `(batch_size, target_length, num_units or source_length)`.
         encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, source_length, hidden_size)`):
             The word annotations h.
+        label_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            The auxiliary label head's logits (see `config.label_head_loss_weight`), returned with `labels`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -73,6 +78,7 @@ class SU4MLCSeq2SeqOutput(ModelOutput):
     decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
     encoder_last_hidden_state: torch.FloatTensor | None = None
+    label_logits: torch.FloatTensor | None = None
 
 
 class SU4MLCDecoderCache:
@@ -433,6 +439,67 @@ class SU4MLCDecoder(nn.Module):
         return self.output_layer(self.dropout(outputs)), next_cache, tuple(weights)
 
 
+class SU4MLCLabelHead(nn.Module):
+    """
+    *Not in the paper*: an auxiliary per-label sigmoid classifier over the max-pooled word annotations h and, for
+    the variants that compute them, the max-pooled semantic units g, trained with binary cross-entropy beside the
+    sequence loss (`config.label_head_loss_weight`). Why: the sequence loss teaches a label only at the step its
+    target sequence names it, so rare labels get few gradient signals; the per-label loss gives every label one
+    signal per text, and its probabilities, averaged with the beam marginals, make better per-label scores.
+    """
+
+    def __init__(self, config: SU4MLCConfig):
+        super().__init__()
+        self.pools_units = config.attention in ("mdc", "additive", "hybrid")
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear((2 if self.pools_units else 1) * config.hidden_size, config.num_labels)
+
+    @staticmethod
+    def _max_pool(memory: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
+        """`(batch, length, hidden)` → `(batch, hidden)`: the maximum over the unmasked positions."""
+        return memory.masked_fill(~mask[..., None], torch.finfo(memory.dtype).min).amax(dim=1)
+
+    def forward(self, encoder_outputs: SU4MLCEncoderOutput) -> torch.Tensor:
+        """
+        Args:
+            encoder_outputs ([`SU4MLCEncoderOutput`]): the encoded texts.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch_size, num_labels)`: one logit per label.
+        """
+        pooled = [self._max_pool(encoder_outputs.last_hidden_state, encoder_outputs.source_mask)]
+        if self.pools_units:
+            pooled.append(self._max_pool(encoder_outputs.semantic_units, encoder_outputs.semantic_unit_mask))
+        return self.classifier(self.dropout(torch.cat(pooled, dim=-1)))
+
+
+@dataclass
+class SU4MLCLabelScores(ModelOutput):
+    """
+    Output of [`SU4MLCForMultiLabelClassification.score_labels`].
+
+    Args:
+        sequences (`torch.LongTensor` of shape `(batch_size, generated_length)`):
+            The best generated label sequence of each text, without the decoder start token.
+        step_probabilities (`torch.FloatTensor` of shape `(batch_size, generated_length)`):
+            P(y_t | y_<t, x) of each token of `sequences`, from the model's raw distribution.
+        label_scores (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Each label's probability of being in the text's label set: the beam marginals, averaged with the label
+            head's probabilities when the model has a head.
+        beam_label_probabilities (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Σ over the final beams of P(sequence | x) where the label occurs, normalised over the beams. With one
+            beam (greedy), the probability of the step that emitted the label, 0 for the others.
+        head_label_probabilities (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            The label head's sigmoid probabilities; None without a head.
+    """
+
+    sequences: torch.LongTensor | None = None
+    step_probabilities: torch.FloatTensor | None = None
+    label_scores: torch.FloatTensor | None = None
+    beam_label_probabilities: torch.FloatTensor | None = None
+    head_label_probabilities: torch.FloatTensor | None = None
+
+
 class SU4MLCPreTrainedModel(PreTrainedModel):
     config_class = SU4MLCConfig
     base_model_prefix = "su4mlc"
@@ -493,6 +560,8 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.encoder = self.encoder_class(config)
         self.decoder = SU4MLCDecoder(config)
+        # Configs of the models that reuse this class (the CNN-RNN baseline) have no head and no threshold.
+        self.label_head = SU4MLCLabelHead(config) if getattr(config, "label_head_loss_weight", 0.0) > 0 else None
         self.generation_config = self.default_generation_config(config)
         self.post_init()
 
@@ -574,11 +643,19 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             decoder_input_ids = shift_labels_right(labels)
         logits, next_cache, weights = self.decoder(decoder_input_ids, encoder_outputs, cache)
 
-        loss = None
+        loss = label_logits = None
         if labels is not None:
             loss = nn.functional.cross_entropy(
                 logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1).to(logits.device), ignore_index=-100
             )
+            if self.label_head is not None:
+                # Summed over labels, averaged over texts: the negative log-likelihood of the label set under
+                # independent sigmoids, on the same per-text scale as the sequence loss.
+                label_logits = self.label_head(encoder_outputs)
+                per_label = nn.functional.binary_cross_entropy_with_logits(
+                    label_logits.float(), self.label_multi_hot(labels.to(logits.device)), reduction="none"
+                )
+                loss = loss + self.config.label_head_loss_weight * per_label.sum(dim=-1).mean()
         use_cache = use_cache if use_cache is not None else getattr(self.config, "use_cache", True)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         return SU4MLCSeq2SeqOutput(
@@ -586,6 +663,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             logits=logits,
             cache=next_cache if use_cache else None,
             cross_attentions=weights if output_attentions else None,
+            label_logits=label_logits,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
         )
 
@@ -632,7 +710,123 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             "output_attentions": output_attentions,
         }
 
+    def label_multi_hot(self, label_token_ids: torch.LongTensor) -> torch.FloatTensor:
+        """
+        `(batch_size, length)` label token ids (targets or generated; anything after EOS, special tokens and -100
+        ignored) → `(batch_size, num_labels)` multi-hot float matrix over the real labels.
+        """
+        before_eos = label_token_ids.eq(self.config.eos_token_id).long().cumsum(dim=1).eq(0)
+        indices = label_token_ids - NUM_SPECIAL_LABEL_TOKENS
+        valid = before_eos & indices.ge(0) & indices.lt(self.config.num_labels)
+        # Invalid positions scatter into an extra column that is cut off.
+        columns = torch.where(valid, indices, self.config.num_labels)
+        multi_hot = label_token_ids.new_zeros(label_token_ids.size(0), self.config.num_labels + 1, dtype=torch.float)
+        multi_hot.scatter_(1, columns, 1.0)
+        return multi_hot[:, :-1]
+
     @torch.inference_mode()
+    def score_labels(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, **generate_kwargs
+    ) -> SU4MLCLabelScores:
+        """
+        Generates the label sequences of tokenized texts and scores every label: the best sequence with the
+        probability of each of its steps, and each label's probability of being in the set (see
+        [`SU4MLCLabelScores`]). Beam search returns all its final beams for the marginals, whose probabilities come
+        from the model's raw distribution (before the repeat and PAD/BOS bans), as do the step probabilities.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): word ids of the texts.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 at real words.
+            generate_kwargs: passed to `generate()` (e.g. `num_beams=1` for greedy decoding).
+        """
+        encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        num_beams = generate_kwargs.pop("num_beams", None) or self.generation_config.num_beams
+        generate_kwargs.pop("num_return_sequences", None)
+        generated = self.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            encoder_outputs=encoder_outputs,
+            num_beams=num_beams,
+            num_return_sequences=num_beams,
+            output_logits=True,
+            return_dict_in_generate=True,
+            **generate_kwargs,
+        )
+        log_probabilities = self.compute_transition_scores(
+            generated.sequences, generated.logits, getattr(generated, "beam_indices", None), normalize_logits=True
+        )
+        tokens = generated.sequences[:, 1:]
+        # Steps after a sequence's EOS (padding) do not belong to it.
+        after_eos = tokens.eq(self.config.eos_token_id).long().cumsum(dim=1) - tokens.eq(self.config.eos_token_id).long()
+        log_probabilities = log_probabilities.masked_fill(after_eos.gt(0), 0.0)
+        texts = input_ids.size(0)
+        # Beam search returns each text's beams consecutively, best first.
+        best = torch.arange(texts, device=tokens.device) * num_beams
+        sequences, step_probabilities = tokens[best], log_probabilities[best].exp()
+        labels_per_beam = self.label_multi_hot(tokens).view(texts, num_beams, -1)
+        if num_beams > 1:
+            beam_weights = log_probabilities.sum(dim=1).view(texts, num_beams).float().softmax(dim=-1)
+            # Clamped: the weights' rounding can sum a label present in every beam to 1 + 1e-7.
+            beam_label_probabilities = torch.einsum("tb,tbl->tl", beam_weights, labels_per_beam).clamp(max=1.0)
+        else:
+            # One sequence: a label's score is the probability of the step that emitted it.
+            beam_label_probabilities = torch.zeros_like(labels_per_beam[:, 0])
+            indices = (sequences - NUM_SPECIAL_LABEL_TOKENS).clamp(0, self.config.num_labels - 1)
+            emitted = labels_per_beam[:, 0].gather(1, indices) * step_probabilities.float()
+            beam_label_probabilities.scatter_reduce_(1, indices, emitted, reduce="amax")
+        head_label_probabilities = None
+        label_scores = beam_label_probabilities
+        if self.label_head is not None:
+            head_label_probabilities = self.label_head(encoder_outputs).float().sigmoid()
+            label_scores = (beam_label_probabilities + head_label_probabilities) / 2
+        return SU4MLCLabelScores(
+            sequences=sequences,
+            step_probabilities=step_probabilities,
+            label_scores=label_scores,
+            beam_label_probabilities=beam_label_probabilities,
+            head_label_probabilities=head_label_probabilities,
+        )
+
+    @torch.inference_mode()
+    def score_texts(
+        self,
+        texts: Sequence[str],
+        tokenizer,
+        batch_size: int = 64,
+        max_length: int | None = None,
+        **generate_kwargs,
+    ) -> tuple[list[list[int]], np.ndarray]:
+        """
+        [`score_labels`] over raw texts in batches of similar length: for each text the label indices of its best
+        sequence (in generation order), and a `(len(texts), num_labels)` array of label scores.
+        """
+        if len(tokenizer) > self.config.source_vocab_size:
+            # Its word ids would index past the embedding matrix, an obscure IndexError deep in the encoder.
+            raise ValueError(
+                f"The tokenizer has {len(tokenizer)} words but the model embeds {self.config.source_vocab_size} "
+                "(config.source_vocab_size): it is not the tokenizer this model was trained with."
+            )
+        texts = list(texts)  # e.g. a `datasets` column
+        label_vocab = LabelVocabulary.from_id2label(self.config.id2label)
+        word_ids = tokenizer(texts, truncation=max_length is not None, max_length=max_length)["input_ids"]
+        # Batches of texts of similar length: little of a batch is padding. (In file order, batches of 64 Reuters
+        # texts hold 3.6x their words and decode 3.4x slower.)
+        order = sorted(range(len(texts)), key=lambda index: len(word_ids[index]))
+        best_sequences: list[list[int]] = [[] for _ in texts]
+        scores = np.zeros((len(texts), self.config.num_labels), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        for start in range(0, len(texts), batch_size):
+            indices = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [word_ids[index] for index in indices]}, return_tensors="pt")
+            batch = batch.to(self.device)
+            scored = self.score_labels(batch["input_ids"], batch["attention_mask"], **generate_kwargs)
+            scores[indices] = scored.label_scores.cpu().numpy()
+            for index, row in zip(indices, scored.sequences.tolist()):
+                best_sequences[index] = [label_vocab.label2index[label] for label in label_vocab.decode(row)]
+        self.train(was_training)
+        return best_sequences, scores
+
     def predict(
         self,
         texts: str | list[str],
@@ -640,6 +834,8 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         batch_size: int = 64,
         return_scores: bool = False,
         max_length: int | None = None,
+        decision_threshold: float | None = None,
+        all_labels: bool = False,
         **generate_kwargs,
     ) -> list[list[str]] | list[list[tuple[str, float]]]:
         """
@@ -649,101 +845,53 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             texts (`str` or `list[str]`): raw texts.
             tokenizer: the word tokenizer the model was trained with.
             batch_size (`int`): texts encoded and decoded together.
-            return_scores (`bool`): also return each label's probability at the step it was emitted, P(y_t | y_<t, x).
+            return_scores (`bool`): also return each label's score, its probability of being in the text's label set
+                (see [`SU4MLCLabelScores.label_scores`]).
             max_length (`int`, *optional*): truncate texts to this many words.
+            decision_threshold (`float`, *optional*): overrides `config.decision_threshold` (None there: the best
+                sequence's labels; a number: the labels whose score reaches it, at least the top one).
+            all_labels (`bool`): return every label with its score, highest first, instead of a decision.
             generate_kwargs: passed to `generate()` (e.g. `num_beams=1` for greedy decoding).
 
         Returns:
-            One list per text of label names, or of `(label, score)` pairs with `return_scores=True`.
+            One list per text of label names, or of `(label, score)` pairs with `return_scores=True` or
+            `all_labels=True`.
 
         Raises:
             `ValueError`: the tokenizer has more words than the model embeds (it is not the model's tokenizer).
         """
-        if len(tokenizer) > self.config.source_vocab_size:
-            # Its word ids would index past the embedding matrix, an obscure IndexError deep in the encoder.
-            raise ValueError(
-                f"The tokenizer has {len(tokenizer)} words but the model embeds {self.config.source_vocab_size} "
-                "(config.source_vocab_size): it is not the tokenizer this model was trained with."
-            )
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
-        label_vocab = LabelVocabulary.from_id2label(self.config.id2label)
-        word_ids = tokenizer(texts, truncation=max_length is not None, max_length=max_length)["input_ids"]
-        # Batches of texts of similar length: little of a batch is padding. (In file order, batches of 64 Reuters
-        # texts hold 3.6x their words and decode 3.4x slower.)
-        order = sorted(range(len(texts)), key=lambda index: len(word_ids[index]))
-        results = [None] * len(texts)
-        was_training = self.training
-        self.eval()
-        for start in range(0, len(texts), batch_size):
-            indices = order[start : start + batch_size]
-            batch = tokenizer.pad({"input_ids": [word_ids[index] for index in indices]}, return_tensors="pt")
-            batch = batch.to(self.device)
-            label_token_ids, label_probabilities = self.generate_scored_labels(
-                batch["input_ids"], batch["attention_mask"], **generate_kwargs
-            )
-            scored = self.decode_scored_labels(label_token_ids, label_probabilities, label_vocab)
-            for index, scored_labels in zip(indices, scored):
-                results[index] = scored_labels if return_scores else [label for label, _ in scored_labels]
-        self.train(was_training)
+        best_sequences, scores = self.score_texts(
+            texts, tokenizer, batch_size=batch_size, max_length=max_length, **generate_kwargs
+        )
+        chosen = self.choose_labels(best_sequences, scores, decision_threshold, all_labels)
+        labels = [self.config.id2label[index] for index in range(self.config.num_labels)]
+        results = [
+            [(labels[index], float(row[index])) for index in indices] if return_scores or all_labels
+            else [labels[index] for index in indices]
+            for indices, row in zip(chosen, scores)
+        ]
         return results[0] if single else results
 
-    def generate_scored_labels(
-        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, **generate_kwargs
-    ) -> tuple[torch.LongTensor, torch.FloatTensor]:
-        """
-        Generates the label tokens of tokenized texts, each with its probability at the step it was emitted,
-        P(y_t | y_<t, x). The first half of [`predict`] after tokenization, for callers that tokenize themselves
-        (the `su4mlc-multi-label-classification` pipeline); [`decode_scored_labels`] is the second half.
-
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): word ids of the texts.
-            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 at real words.
-            generate_kwargs: passed to `generate()` (e.g. `num_beams=1` for greedy decoding).
-
-        Returns:
-            `(label_token_ids, label_probabilities)`, both of shape `(batch_size, generated_length)`: the generated
-            label tokens without the decoder start token, and the probability of each.
-        """
-        generated = self.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            output_logits=True,
-            return_dict_in_generate=True,
-            **generate_kwargs,
-        )
-        # The model's own distribution over all label tokens (raw logits, before the repeat and PAD/BOS bans),
-        # so that greedy and beam search report the same kind of probability.
-        log_probabilities = self.compute_transition_scores(
-            generated.sequences, generated.logits, getattr(generated, "beam_indices", None), normalize_logits=True
-        )
-        return generated.sequences[:, 1:], log_probabilities.exp()
-
-    def decode_scored_labels(
+    def choose_labels(
         self,
-        label_token_ids: torch.LongTensor,
-        label_probabilities: torch.FloatTensor,
-        label_vocab: LabelVocabulary | None = None,
-    ) -> list[list[tuple[str, float]]]:
+        best_sequences: list[list[int]],
+        scores: np.ndarray,
+        decision_threshold: float | None = None,
+        all_labels: bool = False,
+    ) -> list[list[int]]:
         """
-        The outputs of [`generate_scored_labels`] as one list of `(label, probability)` per text, in generation
-        order (reading stops at EOS; special tokens are dropped, see `LabelVocabulary.decode`).
-
-        Args:
-            label_token_ids (`torch.LongTensor` of shape `(batch_size, generated_length)`)
-            label_probabilities (`torch.FloatTensor` of shape `(batch_size, generated_length)`)
-            label_vocab ([`LabelVocabulary`], *optional*): the model's labels, to skip rebuilding them from the config.
+        The decision rule: label indices per text from the outputs of [`score_texts`] (see [`predict`] for the
+        arguments). With a threshold the labels come most frequent first (their index order), like a sequence.
         """
-        if label_vocab is None:
-            label_vocab = LabelVocabulary.from_id2label(self.config.id2label)
-        scored_labels = []
-        for row, row_probabilities in zip(label_token_ids.tolist(), label_probabilities.tolist()):
-            labels = label_vocab.decode(row)
-            # A label's probability is that of its first occurrence, the one `decode` keeps.
-            scored_labels.append(
-                [(label, row_probabilities[row.index(label_vocab.token_id(label))]) for label in labels]
-            )
-        return scored_labels
+        if decision_threshold is None:
+            decision_threshold = getattr(self.config, "decision_threshold", None)
+        if all_labels:
+            return [np.argsort(-row, kind="stable").tolist() for row in scores]
+        if decision_threshold is None:
+            return best_sequences
+        return [np.flatnonzero(row).tolist() for row in threshold_decision(scores, decision_threshold)]
 
 
 def shift_labels_right(labels: torch.LongTensor) -> torch.LongTensor:

@@ -24,12 +24,12 @@ SU4MLC_PIPELINE_TASK = "su4mlc-multi-label-classification"
 
 class SU4MLCMultiLabelPipeline(Pipeline):
     """
-    Multi-label text classification with an SU4MLC model: for each text, the labels the model generates, one per
-    step in generation order (most frequent labels first), each with its probability at the step it was emitted.
+    Multi-label text classification with an SU4MLC model: for each text, the labels the model chooses (by its
+    decision rule, as [`~SU4MLCForMultiLabelClassification.predict`]), each with its score, the probability of being
+    in the text's label set.
 
-    The steps are those of [`~SU4MLCForMultiLabelClassification.predict`]: preprocessing tokenizes one text, the
-    forward pass runs the model's `generate_scored_labels` on a batch, and postprocessing is its
-    `decode_scored_labels`.
+    The steps are those of `predict`: preprocessing tokenizes one text, the forward pass runs the model's
+    `score_labels` on a batch, and postprocessing applies its `choose_labels`.
 
     Pipeline parameters (at creation or per call):
 
@@ -89,17 +89,18 @@ class SU4MLCMultiLabelPipeline(Pipeline):
         return self.tokenizer(text, truncation=max_length is not None, max_length=max_length, return_tensors="pt")
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], **generate_kwargs) -> dict[str, torch.Tensor]:
-        label_token_ids, label_probabilities = self.model.generate_scored_labels(
+        scored = self.model.score_labels(
             model_inputs["input_ids"], model_inputs["attention_mask"], **self._prepare_generate_kwargs(generate_kwargs)
         )
-        return {"label_token_ids": label_token_ids, "label_probabilities": label_probabilities}
+        return {"sequences": scored.sequences, "label_scores": scored.label_scores}
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        # The pipeline hands over one text at a time: a batch of one.
-        (scored_labels,) = self.model.decode_scored_labels(
-            model_outputs["label_token_ids"], model_outputs["label_probabilities"], self.label_vocab
-        )
-        return [{"label": label, "score": score} for label, score in scored_labels]
+        # The pipeline hands over one text at a time: a batch of one. The decision rule is the model's (`predict`).
+        (sequence,) = model_outputs["sequences"].tolist()
+        scores = model_outputs["label_scores"].float().numpy()
+        best = [self.label_vocab.label2index[label] for label in self.label_vocab.decode(sequence)]
+        (chosen,) = self.model.choose_labels([best], scores)
+        return [{"label": self.label_vocab.labels[index], "score": float(scores[0, index])} for index in chosen]
 
 
 PIPELINE_REGISTRY.register_pipeline(

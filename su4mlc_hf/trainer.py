@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from torch.optim.lr_scheduler import LambdaLR
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
@@ -82,6 +82,10 @@ class SU4MLCTrainingArguments(Seq2SeqTrainingArguments):
             "deleted first (examples/run_mlc.py)."
         },
     )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without a better metric_for_best_model (None: never)."},
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Keep the `length` column for the length-grouped sampler (the collator ignores extra columns)."},
@@ -91,6 +95,8 @@ class SU4MLCTrainingArguments(Seq2SeqTrainingArguments):
         super().__post_init__()
         if not 0.0 < self.lr_decay_per_epoch <= 1.0:
             raise ValueError(f"lr_decay_per_epoch must be in (0, 1], got {self.lr_decay_per_epoch}.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"early_stopping_patience must be at least 1, got {self.early_stopping_patience}.")
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
@@ -143,6 +149,9 @@ class SU4MLCTrainer(Seq2SeqTrainer):
         self._resumed_loss_sum: float | None = None
         super().__init__(*args, **kwargs)
         self.model_card_kwargs = dict(model_card_kwargs or {})
+        patience = getattr(self.args, "early_stopping_patience", None)
+        if patience is not None and self.args.load_best_model_at_end:
+            self.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
         if self.compute_metrics is None and self.args.predict_with_generate:
             self.compute_metrics = build_compute_metrics(LabelVocabulary.from_id2label(self.model.config.id2label))
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from su4mlc_hf import SU4MLCConfig, SU4MLCDecoderCache
-from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, PAD_ID
+from su4mlc_hf.label_vocab import BOS_ID, EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID
 
 from .conftest import ATTENTION_TYPES, AUTHORS_CODE_SWITCHES, random_batch, tiny_model
 
@@ -221,23 +222,98 @@ def test_generation_parameters_are_not_config_fields():
 
 
 @pytest.mark.parametrize("num_beams", [1, 4])
-def test_label_scores_are_the_model_probabilities_of_the_generated_sequence(num_beams):
+def test_step_probabilities_are_the_model_probabilities_of_the_generated_sequence(num_beams):
     """Greedy and beam search report the same quantity: P(y_t | y_<t, x) over all label tokens, which teacher
     forcing the generated sequence reproduces."""
     model = tiny_model(seed=11)
     input_ids, attention_mask = random_batch([25, 9, 3], seed=8)
-    label_ids, probabilities = model.generate_scored_labels(input_ids, attention_mask, num_beams=num_beams)
+    scored = model.score_labels(input_ids, attention_mask, num_beams=num_beams)
+    for row in range(3):
+        sequence = [BOS_ID] + scored.sequences[row].tolist()
+        end = sequence.index(EOS_ID) if EOS_ID in sequence else len(sequence) - 1
+        probabilities = teacher_forced_probabilities(model, input_ids[row], attention_mask[row], sequence[: end + 1])
+        torch.testing.assert_close(scored.step_probabilities[row, :end], probabilities, atol=1e-5, rtol=1e-4)
+
+
+def teacher_forced_probabilities(model, input_ids, attention_mask, sequence: list[int]) -> torch.Tensor:
+    """P(y_t | y_<t, x) of each token after BOS of `sequence`, for one text, by teacher forcing."""
+    length = int(attention_mask.sum())
     with torch.no_grad():
-        for row in range(3):
-            sequence = [BOS_ID] + label_ids[row].tolist()
-            end = sequence.index(EOS_ID) if EOS_ID in sequence else len(sequence) - 1
-            length = int(attention_mask[row].sum())
-            logits = model(
-                input_ids=input_ids[row : row + 1, :length],
-                decoder_input_ids=torch.tensor([sequence[:end]]),
-            ).logits[0]
-            expected = logits.softmax(-1)[torch.arange(end), torch.tensor(sequence[1 : end + 1])]
-            torch.testing.assert_close(probabilities[row, :end], expected, atol=1e-5, rtol=1e-4)
+        logits = model(input_ids=input_ids[None, :length], decoder_input_ids=torch.tensor([sequence[:-1]])).logits[0]
+    return logits.softmax(-1)[torch.arange(len(sequence) - 1), torch.tensor(sequence[1:])]
+
+
+def test_beam_label_probabilities_are_marginals_over_the_final_beams():
+    """P(label in set) = sum over the returned beams of P(beam | x) where the label occurs, normalised: recomputed
+    here by teacher forcing every beam that `generate()` returns."""
+    model = tiny_model(seed=3, label_head_loss_weight=1.0)
+    input_ids, attention_mask = random_batch([25, 9, 3], seed=8)
+    num_beams = 4
+    scored = model.score_labels(input_ids, attention_mask, num_beams=num_beams)
+    beams = model.generate(
+        input_ids=input_ids, attention_mask=attention_mask, num_beams=num_beams, num_return_sequences=num_beams
+    )
+    for row in range(3):
+        expected = torch.zeros(model.config.num_labels)
+        weights = []
+        for beam in beams[row * num_beams : (row + 1) * num_beams].tolist():
+            end = beam.index(EOS_ID) if EOS_ID in beam else len(beam) - 1
+            sequence = beam[: end + 1]
+            weights.append(teacher_forced_probabilities(model, input_ids[row], attention_mask[row], sequence).prod())
+            members = torch.zeros(model.config.num_labels)
+            members[[token - NUM_SPECIAL_LABEL_TOKENS for token in sequence[1:-1]]] = 1
+            expected += weights[-1] * members
+        expected /= sum(weights)
+        torch.testing.assert_close(scored.beam_label_probabilities[row], expected, atol=1e-5, rtol=1e-4)
+        head = torch.sigmoid(model.label_head(model.encoder(input_ids[row : row + 1], attention_mask[row : row + 1])))
+        torch.testing.assert_close(scored.label_scores[row], (expected + head[0]) / 2, atol=1e-5, rtol=1e-4)
+
+
+def test_label_head_adds_a_per_label_loss():
+    """With a label head, the loss is the sequence cross-entropy plus the weighted binary cross-entropy of the
+    label set, summed over labels and averaged over texts."""
+    plain, with_head = tiny_model(seed=5), tiny_model(seed=5, label_head_loss_weight=0.5)
+    with_head.load_state_dict(plain.state_dict(), strict=False)
+    input_ids, attention_mask = random_batch([7, 4], seed=2)
+    first = NUM_SPECIAL_LABEL_TOKENS
+    labels = torch.tensor([[first, first + 3, EOS_ID], [first + 1, EOS_ID, -100]])
+    sequence_loss = plain(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    output = with_head(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    targets = torch.zeros(2, with_head.config.num_labels)
+    targets[0, [0, 3]] = targets[1, 1] = 1
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(output.label_logits, targets, reduction="sum") / 2
+    torch.testing.assert_close(output.loss, sequence_loss + 0.5 * bce)
+
+
+def test_threshold_decision_keeps_labels_at_or_above_it_and_the_top_one_otherwise():
+    from su4mlc_hf.decision import threshold_decision, tune_decision_threshold
+
+    scores = np.array([[0.9, 0.6, 0.1], [0.2, 0.3, 0.1], [0.5, 0.5, 0.5]])
+    assert threshold_decision(scores, 0.5).tolist() == [[1, 1, 0], [0, 1, 0], [1, 1, 1]]
+    gold = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 0]])
+    # The best sequence found only the first label of each text: a threshold recovers the second label of text 0.
+    sequence = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    choice = tune_decision_threshold(gold, np.array([[0.9, 0.6, 0.1], [0.2, 0.7, 0.1], [0.8, 0.1, 0.3]]), sequence)
+    assert choice.threshold is not None and 0.3 < choice.threshold <= 0.6 and choice.threshold_micro_f1 == 1.0
+    # Scores that rank a wrong label first: the best sequence is kept.
+    assert tune_decision_threshold(gold, 1 - gold, gold).threshold is None
+
+
+def test_predict_decision_threshold_and_all_labels():
+    from su4mlc_hf import SU4MLCTokenizer
+
+    tokenizer = SU4MLCTokenizer.train_from_texts(["a b c d e f", "g h"], vocab_size=60)
+    model = tiny_model(seed=2)
+    texts = ["a b c", "d e f g h"]
+    every = model.predict(texts, tokenizer, all_labels=True, num_beams=3)
+    for row, decided in zip(every, model.predict(texts, tokenizer, decision_threshold=0.3, num_beams=3)):
+        assert len(row) == model.config.num_labels and [s for _, s in row] == sorted((s for _, s in row), reverse=True)
+        expected = {label for label, score in row if score >= 0.3} or {row[0][0]}
+        assert set(decided) == expected
+    model.config.decision_threshold = 0.3
+    assert model.predict(texts, tokenizer, num_beams=3) == model.predict(
+        texts, tokenizer, decision_threshold=0.3, num_beams=3
+    )
 
 
 def test_predict_handles_empty_and_single_texts():

@@ -29,7 +29,7 @@ def test_train_evaluate_predict_and_reload(tmp_path):
         [
             "--dataset_dir", str(DATA_DIR / "goemotions"), "--dataset_format", "goemotions",
             "--output_dir", str(output_dir), "--do_train", "--do_eval", "--do_predict",
-            "--num_train_epochs", "2", *TINY_MODEL_ARGS,
+            "--num_train_epochs", "2", "--recipe", "paper", *TINY_MODEL_ARGS,
         ]  # fmt: skip
     )
     assert {"train", "eval", "predict"} <= set(results)
