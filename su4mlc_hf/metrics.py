@@ -169,6 +169,46 @@ def multilabel_scores(
     return {name: float(scores[name]) for name in METRIC_NAMES}
 
 
+def label_name_scores(
+    predictions: Iterable[Iterable[str]], references: Iterable[Iterable[str]], label_names: Iterable[str]
+) -> dict[str, float]:
+    """Scores predicted label names against gold label names over the whole file, unknown gold labels included.
+
+    The columns are `label_names` (the model's labels) followed by every gold label that is not one of them, so a
+    gold label the model cannot predict (e.g. one seen only in the test data) counts as missed: a false negative
+    in the micro scores, a label of F1 0.0 in the macro scores, and a wrong set in the subset accuracy. Scoring
+    over the model's labels only would leave it out of every score.
+
+    Args:
+        predictions (`Iterable[Iterable[str]]`):
+            Per example, the predicted label names; each must be one of `label_names`.
+        references (`Iterable[Iterable[str]]`):
+            Per example, the gold label names, e.g. the `gold_labels` column of `su4mlc_hf.data.prepare_datasets`.
+        label_names (`Iterable[str]`):
+            The model's labels, e.g. `LabelVocabulary.labels`.
+
+    Returns:
+        `dict[str, float]`: `multilabel_scores` over `len(label_names)` + (unknown gold labels) columns.
+
+    Raises:
+        `ValueError`: the two lists differ in length, or a prediction is not one of `label_names`.
+    """
+    predictions = [list(labels) for labels in predictions]
+    references = [list(labels) for labels in references]
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} gold label sets.")
+    columns = {name: index for index, name in enumerate(label_names)}
+    not_model_labels = sorted({label for labels in predictions for label in labels} - columns.keys())
+    if not_model_labels:
+        raise ValueError(f"Predicted labels {not_model_labels[:10]} are not among the model's labels.")
+    for labels in references:
+        for label in labels:
+            columns.setdefault(label, len(columns))
+    y_true = multi_hot(([columns[label] for label in labels] for labels in references), len(columns))
+    y_pred = multi_hot(([columns[label] for label in labels] for labels in predictions), len(columns))
+    return multilabel_scores(y_true, y_pred)
+
+
 def _pad_token_ids(sequences: np.ndarray | Iterable[Sequence[int]]) -> np.ndarray:
     """Stacks token-id sequences into a 2-D integer array, padding ragged ones with PAD."""
     if isinstance(sequences, np.ndarray):

@@ -9,6 +9,8 @@ import itertools
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -18,6 +20,7 @@ from transformers import AutoModel
 
 from su4mlc_hf import SU4MLCForMultiLabelClassification, SU4MLCTokenizer
 from su4mlc_hf.data import (
+    MAX_CHARACTERS_PER_WORD,
     DataFormatError,
     SU4MLCDataCollator,
     load_goemotions,
@@ -103,22 +106,138 @@ def test_byte_order_mark_and_windows_line_endings_are_read(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
+# Parsing that refuses instead of guessing: an unclosed quote, a column or key given twice
+
+
+def rows_of(num_rows: int, first: int = 0) -> str:
+    return "".join(f"row {index},label_{index}\n" for index in range(first, first + num_rows))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        # The issue's file: an unclosed quote in the labels of line 3 swallowed the next 50 rows (2 examples).
+        ("text,labels\nfine,joy\ntext three,\"joy\n" + rows_of(50), r"line 3: a quoted field opened on line 3"),
+        # An unclosed quote in a text was blamed on the last line of the file.
+        ("text,labels\nfine,joy\n\"unclosed text,joy\n" + rows_of(20), r"line 3: a quoted field opened on line 3"),
+        # The quote closes cleanly 3 lines down: the labels would hold those rows.
+        ("text,labels\nfine,joy\nbad,\"joy\nrow a,b\nrow c,d\"\nlast,e\n", r"line 3: field 'labels' spans lines 3-5"),
+        # Text after a closing quote (a quote that should have been doubled).
+        ("text,labels\n\"sad\" face,joy\nfine,joy\n", r"line 2: ',' expected after '\"'"),
+        ("text,labels,text\nhello,joy,\n", r"line 1 \(header\): columns \['text'\] appear more than once"),
+        ("text,labels,labels\nhello,joy,anger\n", r"line 1 \(header\): columns \['labels'\] appear more than once"),
+        ("\ncomment,labels\nhello,joy\n", r"line 1 \(header\): no column 'text'"),
+    ],
+    ids=["unclosed-labels-quote", "unclosed-text-quote", "quote-closed-rows-later", "text-after-quote",
+         "duplicate-text-column", "duplicate-labels-column", "missing-column"],  # fmt: skip
+)
+def test_malformed_csv_is_refused_at_the_line_where_the_record_starts(content, message, tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataFormatError, match=rf"{re.escape(str(path))}, {message}"):
+        load_multilabel_dataset(path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_well_formed_quoting_still_loads(tmp_path):
+    """A multi-line text cell and doubled quotes, as spreadsheets export them, are not refused."""
+    path = tmp_path / "train.csv"
+    path.write_text('text,labels\n"first line\nsecond line",joy\n"she said ""hi""",anger\nplain,joy\n', "utf-8")
+    loaded = load_multilabel_dataset(path, cache_dir=str(tmp_path / "cache"))["train"]
+    assert loaded["text"] == ["first line\nsecond line", 'she said "hi"', "plain"]
+    assert loaded["labels"] == [["joy"], ["anger"], ["joy"]]
+
+
+def test_a_json_object_with_a_key_given_twice_is_refused(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": "a", "labels": ["x"]}\n{"text": "b", "labels": ["x"], "text": ""}\n', encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"train\.jsonl, line 2: the JSON object gives the fields \['text'\]"):
+        load_multilabel_dataset(path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_an_encoding_error_names_the_run_mlc_flag(tmp_path):
+    with pytest.raises(DataFormatError, match=r"line 3: invalid UTF-8 .* `--encoding_errors replace` \(run_mlc\.py\)"):
+        load_multilabel_dataset({"train": BAD_DIR / "invalid_utf8.tsv"}, cache_dir=str(tmp_path / "cache"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Data folders: split names, half pairs, damaged `save_to_disk` folders
+
+
+def write_jsonl(path: Path, num_lines: int = 2) -> None:
+    path.write_text("".join(json.dumps({"text": f"text {i}", "labels": ["a"]}) + "\n" for i in range(num_lines)))
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        (["train.jsonl", "test.src"], r"test\.src: no test\.tgt beside it"),
+        (["train.jsonl", "test.tgt"], r"test\.tgt: no test\.src beside it"),
+        (["train.jsonl", "tets.jsonl"], r"tets\.jsonl: a data file whose name is no split name; rename it"),
+        (["train.jsonl", "dev.jsonl", "eval.jsonl"], r"two data files for split 'validation'"),
+    ],
+    ids=["src-without-tgt", "tgt-without-src", "unknown-split-name", "two-validation-files"],
+)
+def test_a_data_folder_with_a_half_pair_or_an_unknown_split_file_is_refused(files, message, tmp_path):
+    for name in files:
+        write_jsonl(tmp_path / name) if name.endswith(".jsonl") else (tmp_path / name).write_text("a text\n")
+    with pytest.raises(DataFormatError, match=message):
+        load_multilabel_dataset(tmp_path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_every_validation_name_of_the_split_table_is_read_as_validation(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl")
+    (tmp_path / "README.md").write_text("not data")  # files of no data format are left alone
+    for name in ("validation", "valid", "val", "dev", "eval", "EVAL"):
+        write_jsonl(tmp_path / f"{name}.jsonl", num_lines=3)
+        loaded = load_multilabel_dataset(tmp_path, cache_dir=str(tmp_path / "cache"))
+        assert {split: len(dataset) for split, dataset in loaded.items()} == {"train": 2, "validation": 3}
+        (tmp_path / f"{name}.jsonl").unlink()
+
+
+def damage_arrow_file(folder: Path) -> None:
+    truncate(next(folder.glob("train/*.arrow")), 0.5)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        damage_arrow_file,
+        lambda folder: next(folder.glob("train/*.arrow")).unlink(),
+        lambda folder: (folder / "train" / "state.json").write_text("{not json"),
+        lambda folder: (folder / "train" / "dataset_info.json").write_text('{"features": 3}'),
+        lambda folder: (folder / "dataset_dict.json").write_text("[]"),
+    ],
+    ids=["truncated-arrow", "missing-arrow", "broken-state", "wrong-features", "broken-split-list"],
+)
+def test_a_damaged_save_to_disk_folder_is_an_error_naming_it(damage, tmp_path):
+    folder = tmp_path / "saved"
+    DatasetDict({"train": raw_dataset([text_of(5)] * 50, [["joy"]] * 50)}).save_to_disk(folder)
+    damage(folder)
+    with pytest.raises(DataFormatError, match=rf"^{re.escape(str(folder))}: not a readable `save_to_disk` folder"):
+        load_multilabel_dataset(folder)
+
+
+# --------------------------------------------------------------------------------------------------
 # Texts: empty, whitespace only, far too long, shorter than a semantic unit
 
 # Each has no word: null, empty, ASCII whitespace, and Unicode spaces (no-break, ideographic, line separator).
 WORDLESS_TEXTS = [None, "", "   ", "\t\n\r\n", "\u00a0", "\u3000 \u3000", "\u2028"]
 
 
-def test_empty_and_whitespace_only_texts_are_dropped_and_counted_in_every_split():
+def test_empty_and_whitespace_only_texts_are_dropped_from_training_and_kept_elsewhere():
     texts = ["good news today", *WORDLESS_TEXTS, "so sad"]
     label_lists = [["joy"]] * len(texts)
     raw = DatasetDict({split: raw_dataset(texts, label_lists) for split in ("train", "validation", "test")})
     prepared, _, _, report = prepare_datasets(raw)
-    for split in raw:
-        counts = report.splits[split]
-        assert (counts.num_examples, counts.num_kept, counts.empty_texts) == (9, 2, 7)
-        assert prepared[split]["text"] == ["good news today", "so sad"]
-    assert "kept 2/9; empty texts dropped 7" in str(report)
+    train = report.splits["train"]
+    assert (train.num_examples, train.num_kept, train.empty_texts) == (9, 2, 7)
+    assert prepared["train"]["text"] == ["good news today", "so sad"]
+    assert "train: kept 2/9; empty texts 7 (dropped)" in str(report)
+    # Validation and test are scored over the whole file: each wordless text is kept with no input word.
+    for split in ("validation", "test"):
+        assert (report.splits[split].num_kept, report.splits[split].empty_texts) == (9, 7)
+        assert prepared[split]["length"] == [3, 0, 0, 0, 0, 0, 0, 0, 2]
+        assert f"{split}: kept 9/9; empty texts 7 (kept)" in str(report)
 
 
 @pytest.mark.parametrize(
@@ -145,11 +264,74 @@ def test_texts_far_over_the_word_limit_are_dropped_or_truncated():
     )
     dropped, tokenizer, label_vocab, report = prepare_datasets(raw, max_words=500)
     assert [report.splits[split].overlong_texts for split in raw] == [1, 1]
-    assert len(dropped["train"]) == 2 and len(dropped["test"]) == 0
+    assert len(dropped["train"]) == 2 and dropped["test"]["length"] == [500]  # the test text is cut, not dropped
     assert "zyzzyva" not in tokenizer.get_vocab() and "anger" not in label_vocab
+    assert dropped["test"]["gold_labels"] == [["anger"]]  # unknown to the model, still gold
     truncated, tokenizer, _, _ = prepare_datasets(raw, max_words=500, overlong="truncate")
     assert truncated["train"]["length"] == [6, 500, 3] and truncated["test"]["length"] == [500]
     assert "zyzzyva" not in tokenizer.get_vocab()
+
+
+
+def test_a_word_far_over_the_character_budget_counts_as_over_long():
+    """Only `(max_words + 1) * MAX_CHARACTERS_PER_WORD` characters of a text are tokenized, so one huge "word" (a
+    pasted blob) is over-long however few words the text has: dropped from training, cut elsewhere."""
+    blob = "x" * (5 * MAX_CHARACTERS_PER_WORD * 10)
+    texts = [text_of(3), f"so {blob} good"]
+    raw = DatasetDict({"train": raw_dataset(texts, [["joy"], ["anger"]]), "test": raw_dataset(texts, [["joy"]] * 2)})
+    prepared, _, _, report = prepare_datasets(raw, max_words=4)
+    assert [(counts.overlong_texts, counts.truncated_texts) for counts in report.splits.values()] == [(1, 0), (1, 1)]
+    assert prepared["train"]["text"] == [text_of(3)]
+    assert prepared["test"]["text"][1] == f"so {blob}"[: 5 * MAX_CHARACTERS_PER_WORD]
+    assert prepared["test"]["length"] == [3, 2]
+
+# A child process that loads and prepares a small folder (to warm up imports and caches), then a folder with one
+# line of `LONG_LINE_MB` MB, and prints the growth of its peak resident memory over the second step.
+MEMORY_PROBE = """
+import json, resource, sys
+import datasets
+from su4mlc_hf.data import load_multilabel_dataset, prepare_datasets
+
+datasets.disable_progress_bars()
+small, large, cache_dir = sys.argv[1:]
+peak_mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+prepare_datasets(load_multilabel_dataset(small, cache_dir=cache_dir))
+before = peak_mb()
+prepared, _, _, report = prepare_datasets(load_multilabel_dataset(large, cache_dir=cache_dir))
+print(json.dumps({
+    "growth_mb": peak_mb() - before,
+    "train_texts": list(prepared["train"]["text"]),
+    "test_lengths": list(prepared["test"]["length"]),
+    "test_gold": list(prepared["test"]["gold_labels"]),
+    "overlong": {split: [counts.overlong_texts, counts.truncated_texts] for split, counts in report.splits.items()},
+}))
+"""
+LONG_LINE_MB = 20
+
+
+def test_a_line_of_20_mb_is_prepared_in_bounded_memory(tmp_path):
+    """Issue 14: a 20 MB line took 2.8 GB, as the whole text was tokenized before the word limit applied. Now only
+    the first `max_words + 1` words are tokenized: the train split drops the text, the test split keeps its first
+    500 words."""
+    short_lines = [{"text": text_of(8), "labels": ["joy"]}, {"text": text_of(3), "labels": ["anger"]}]
+    long_line = {"text": "so " * (LONG_LINE_MB * 2**20 // 3), "labels": ["joy"]}
+    for folder, extra in (("small", []), ("large", [long_line])):
+        (tmp_path / folder).mkdir()
+        for split in ("train", "test"):
+            lines = [*short_lines, *extra]
+            (tmp_path / folder / f"{split}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    completed = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "small"), str(tmp_path / "large"), str(tmp_path / "c")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    # The line itself is held a few times while it is read and written to the Arrow cache; the old code grew by
+    # 140 times its size.
+    assert outcome["growth_mb"] < 10 * LONG_LINE_MB, outcome["growth_mb"]
+    assert outcome["train_texts"] == [text_of(8), text_of(3)]
+    assert outcome["test_lengths"] == [8, 3, 500] and outcome["test_gold"] == [["joy"], ["anger"], ["joy"]]
+    assert outcome["overlong"] == {"train": [1, 0], "test": [1, 1]}
 
 
 def test_predict_reads_a_text_far_over_the_limit_whole_or_cut_to_max_length(tmp_path):
@@ -247,6 +429,46 @@ def test_a_label_vocabulary_over_the_maximum_is_rejected(tmp_path):
             ["--dataset_dir", str(DATA_DIR / "goemotions"), "--dataset_format", "goemotions", "--do_train",
              "--output_dir", str(tmp_path / "out"), "--max_label_vocab", "10", *TINY_MODEL_ARGS]
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name, content, delimiter",
+    [
+        # The issue's case: arXiv-style `cs.it;math.it` without --label_delimiter trained on joined "labels".
+        ("train.csv", "text,labels\nx,cs.it;math.it\ny,cs.lg\nz,a;b\n", ";"),
+        ("train.jsonl", '{"text": "x", "labels": "cs.it,math.it"}\n{"text": "y", "labels": "a,b"}\n', ","),
+        ("train.tsv", "text\tlabels\nx\tcs.it|math.it\ny\ta|b\nz\tc|d\n", "|"),
+    ],
+    ids=["csv-semicolons", "jsonl-commas", "tsv-bars"],
+)
+def test_labels_that_look_joined_stop_with_the_delimiter_to_pass(name, content, delimiter, tmp_path):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    quoted = re.escape(repr(delimiter))
+    with pytest.raises(DataFormatError, match=rf"{name}: field 'labels' holds labels joined by {quoted} in \d of \d "
+                       rf"rows.*pass `--label_delimiter {quoted}`"):  # fmt: skip
+        load_multilabel_dataset(path, cache_dir=str(tmp_path / "cache"))
+    loaded = load_multilabel_dataset(path, label_delimiter=delimiter, cache_dir=str(tmp_path / "cache"))["train"]
+    assert loaded["labels"][0] == ["cs.it", "math.it"]
+
+
+def test_label_lists_and_a_minority_of_joined_strings_are_not_refused(tmp_path):
+    lists = tmp_path / "lists.jsonl"
+    lists.write_text('{"text": "x", "labels": ["a;b"]}\n{"text": "y", "labels": ["c;d"]}\n', encoding="utf-8")
+    assert load_multilabel_dataset(lists, cache_dir=str(tmp_path / "cache"))["train"]["labels"] == [["a;b"], ["c;d"]]
+    minority = tmp_path / "minority.csv"
+    minority.write_text("text,labels\nx,r&d;tech\ny,joy\nz,anger sadness\n", encoding="utf-8")
+    assert len(load_multilabel_dataset(minority, cache_dir=str(tmp_path / "cache"))["train"]) == 3
+
+
+def test_joined_label_strings_in_pairs_and_saved_datasets_are_refused(tmp_path):
+    (tmp_path / "train.src").write_text("one text\nanother text\n", encoding="utf-8")
+    (tmp_path / "train.tgt").write_text("cs.it;math.it\ncs.lg;cs.ai\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"train\.tgt: field 'labels' holds labels joined by ';'"):
+        load_multilabel_dataset({"train": (tmp_path / "train.src", tmp_path / "train.tgt")})
+    Dataset.from_dict({"text": ["a", "b"], "tags": ["x|y", "z|w"]}).save_to_disk(tmp_path / "saved")
+    with pytest.raises(DataFormatError, match=r"saved, split 'train': field 'tags' holds labels joined by '\|'"):
+        load_multilabel_dataset(tmp_path / "saved", labels_column="tags")
 
 
 # --------------------------------------------------------------------------------------------------

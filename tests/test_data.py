@@ -1,7 +1,8 @@
-"""Tests of the data pipeline (su4mlc_hf/data.py): loaders, preprocessing, collator."""
+"""Tests of the data pipeline (the su4mlc_hf.data package): loaders, preprocessing, collator."""
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import datasets
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from sklearn.metrics import precision_recall_fscore_support
+from sklearn.preprocessing import MultiLabelBinarizer
 from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -21,6 +24,7 @@ from su4mlc_hf.data import (
     prepare_datasets,
 )
 from su4mlc_hf.label_vocab import EOS_ID, NUM_SPECIAL_LABEL_TOKENS, PAD_ID, LabelVocabulary, UnknownLabelError
+from su4mlc_hf.metrics import label_name_scores
 from su4mlc_hf.tokenization_su4mlc import UNK_TOKEN_ID, SU4MLCTokenizer
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -168,6 +172,20 @@ def test_an_edited_file_is_read_again(tmp_path, cache_dir):
     assert load_multilabel_dataset(path, cache_dir=cache_dir)["train"][0]["text"] == "newer"
 
 
+def test_a_file_edited_to_the_same_size_and_time_is_never_read_from_a_stale_cache(tmp_path, cache_dir):
+    """Issue 14: the cache key was (path, size, modification time), so an edit that kept both (within the clock's
+    resolution, or `cp -p`/`rsync -t`/`touch -r` restoring the time) read the old examples."""
+    path = tmp_path / "data.csv"
+    path.write_text("text,labels\nold text,joy\n", encoding="utf-8")
+    status = path.stat()
+    assert load_multilabel_dataset(path, cache_dir=cache_dir)["train"]["text"] == ["old text"]
+    path.write_text("text,labels\nnew text,awe\n", encoding="utf-8")
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (status.st_size, status.st_mtime_ns)
+    reloaded = load_multilabel_dataset(path, cache_dir=cache_dir)["train"]
+    assert rows(reloaded) == [{"text": "new text", "labels": ["awe"]}]
+
+
 @pytest.mark.parametrize(
     "source, options, message",
     [
@@ -271,8 +289,9 @@ def goemotions_prepared(tmp_path_factory):
 def test_prepare_goemotions_sample(goemotions_prepared):
     raw, prepared, tokenizer, label_vocab, report = goemotions_prepared
     for split in ("train", "validation", "test"):
-        assert prepared[split].column_names == ["text", "labels", "input_ids", "length"]
+        assert prepared[split].column_names == ["text", "labels", "input_ids", "gold_labels", "length"]
         assert report.splits[split].num_kept == len(prepared[split]) == len(raw[split])  # all short, none empty
+        assert prepared[split]["gold_labels"] == [list(dict.fromkeys(labels)) for labels in raw[split]["labels"]]
     # The label vocabulary comes from the train split, most frequent label first.
     assert label_vocab == LabelVocabulary.from_label_lists(raw["train"]["labels"])
     assert label_vocab.labels[0] == "neutral"
@@ -301,7 +320,7 @@ def test_word_vocabulary_comes_from_the_train_split_only(goemotions_prepared):
     assert UNK_TOKEN_ID in {token for row in prepared["test"]["input_ids"] for token in row}  # ... are <unk>
 
 
-def test_unknown_evaluation_labels_are_counted_reported_and_dropped(goemotions_prepared, caplog):
+def test_unknown_evaluation_labels_are_counted_reported_and_kept_as_gold(goemotions_prepared, caplog):
     raw = DatasetDict(
         {
             "train": raw_dataset(["good stuff", "bad stuff"], [["joy"], ["anger"]]),
@@ -315,9 +334,43 @@ def test_unknown_evaluation_labels_are_counted_reported_and_dropped(goemotions_p
     assert validation.unknown_label_names == ["awe", "wonder"]
     assert validation.empty_label_sets == 1
     assert "3 label occurrences in 2 examples" in caplog.text and "awe" in caplog.text
-    # Dropped from the target, never mapped to another label.
+    # Left out of the target, never mapped to another label ...
     assert prepared["validation"]["labels"] == [[label_vocab.token_id("joy"), EOS_ID], [EOS_ID], [EOS_ID]]
     assert report.splits["train"].unknown_labels == 0
+    # ... but still gold: scores over the whole file count them as missed.
+    assert prepared["validation"]["gold_labels"] == [["joy", "awe"], ["awe", "wonder"], []]
+    assert "validation: kept 3/3; empty texts 0 (kept)" in str(report)
+    assert "unknown labels 3 in 2 examples ['awe', 'wonder']" in str(report)
+
+
+def test_scores_over_the_whole_file_count_unknown_gold_labels_as_missed():
+    """Issue 13: a label seen only in the test data was removed from the gold labels (subset accuracy 0.51
+    reported where it is 0.0). Scored against `gold_labels` with `label_name_scores`, it counts as missed."""
+    raw = DatasetDict(
+        {
+            "train": raw_dataset(["good stuff", "bad stuff"], [["joy"], ["anger"]]),
+            "test": raw_dataset(["so good", "so new", ""], [["joy", "awe"], ["wonder"], ["anger"]]),
+        }
+    )
+    prepared, _, label_vocab, report = prepare_datasets(raw)
+    assert len(prepared["test"]) == 3 and report.splits["test"].empty_texts == 1  # the empty text is scored too
+    predictions = [["joy"], [], []]
+    gold = prepared["test"]["gold_labels"]
+    scores = label_name_scores(predictions, gold, label_vocab.labels)
+
+    # The same scores from scikit-learn, with columns for the model's labels and the unknown gold labels.
+    binarizer = MultiLabelBinarizer(classes=[*label_vocab.labels, "awe", "wonder"])
+    y_true, y_pred = binarizer.fit_transform(gold), binarizer.transform(predictions)
+    for average in ("micro", "macro"):
+        precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
+        assert scores[f"{average}_recall"] == pytest.approx(recall) and scores[f"{average}_f1"] == pytest.approx(f1)
+    assert scores["subset_accuracy"] == 0.0 and scores["micro_recall"] == pytest.approx(1 / 4)
+    # Scored over the model's labels only, the unknown labels would vanish and the first text look right.
+    assert label_name_scores(predictions, [["joy"], [], ["anger"]], label_vocab.labels)["subset_accuracy"] > 0
+    with pytest.raises(ValueError, match=r"Predicted labels \['awe'\] are not among the model's labels"):
+        label_name_scores([["awe"], [], []], gold, label_vocab.labels)
+    with pytest.raises(ValueError, match="2 predictions but 3 gold label sets"):
+        label_name_scores(predictions[:2], gold, label_vocab.labels)
 
 
 def test_a_given_label_vocabulary_must_know_every_train_label():
@@ -345,7 +398,7 @@ def test_empty_texts_are_dropped_and_label_sets_deduplicated():
 
 
 @pytest.mark.parametrize("overlong", ["drop", "truncate"])
-def test_overlong_texts_are_dropped_or_truncated(overlong):
+def test_overlong_training_texts_are_dropped_or_truncated_and_other_splits_truncated(overlong):
     texts = ["one two three", "one two three four five", "one, two!"]
     raw = DatasetDict(
         {"train": raw_dataset(texts, [["a"], ["b"], ["a"]]), "test": raw_dataset(texts[:2], [["a"], ["b"]])}
@@ -356,10 +409,14 @@ def test_overlong_texts_are_dropped_or_truncated(overlong):
     if overlong == "drop":
         assert prepared["train"]["text"] == ["one two three", "one, two!"]
         assert "five" not in tokenizer.get_vocab()  # the word vocabulary is built after dropping
+        assert "train: kept 2/3; empty texts 0 (dropped); overlong 1 (truncated 0, dropped 1)" in str(report)
     else:
         assert prepared["train"]["length"] == [3, 4, 4]
-        assert tokenizer.convert_ids_to_tokens(prepared["test"]["input_ids"][1]) == ["one", "two", "three", "four"]
-    assert f"overlong {'dropped' if overlong == 'drop' else 'truncated'} 1" in str(report)
+        assert "train: kept 3/3; empty texts 0 (dropped); overlong 1 (truncated 1, dropped 0)" in str(report)
+    # The test split is scored whole: its over-long text is cut, never dropped, whatever `overlong` says.
+    assert prepared["test"]["text"] == ["one two three", "one two three four"]
+    assert prepared["test"]["input_ids"][1] == tokenizer("one two three four")["input_ids"]
+    assert "test: kept 2/2; empty texts 0 (kept); overlong 1 (truncated 1, dropped 0)" in str(report)
 
 
 def test_label_orders_and_a_given_tokenizer():
