@@ -90,6 +90,22 @@ def test_changed_data_files_are_named(tmp_path):
     assert folder_state(output_dir) == before
 
 
+def test_resume_from_checkpoint_continues_a_finished_run_with_other_settings(finished_run):
+    """The choice the refusal offers for training more: an explicit checkpoint, here the last one, and one more
+    epoch. The folder then records the new run."""
+    output_dir, _ = finished_run
+    argv = [*seeded_run_argv(output_dir), "--num_train_epochs", "4"]
+    results = run_mlc.main([*argv, "--resume_from_checkpoint", str(output_dir / "checkpoint-30")])
+    assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 40
+    assert results["train"]["epoch"] == 4.0
+    record = json.loads((output_dir / RUN_RECORD_NAME).read_text())
+    assert record["identity"]["training"]["num_train_epochs"] == 4.0
+    assert set(record["phases"]) == {"train", "eval", "predict", "card"}
+    before = folder_state(output_dir)
+    assert run_mlc.main(argv)["train"] == results["train"]  # the same command without the flag: finished
+    assert folder_state(output_dir) == before
+
+
 def test_a_folder_without_record_is_checked_against_its_last_checkpoint(finished_run):
     """A folder written before records existed (here: the record deleted) and a command with another model: refused
     naming the checkpoint and the difference (it failed with a state-dict size mismatch inside the Trainer)."""
