@@ -15,8 +15,12 @@ only), or `--dataset_dir` with `--dataset_format goemotions|reuters_modapte` for
 
 Writes to `--output_dir`: the model (safetensors), tokenizer, generation config and model card (README.md);
 `{train,eval,predict}_results.json`; `predictions.jsonl` (one line per test text: its predicted labels with scores,
-and the gold labels); checkpoints every epoch. An interrupted run resumes from its last checkpoint when started
-again with the same `--output_dir` (or `--resume_from_checkpoint PATH`).
+and the gold labels); checkpoints every epoch. Every file appears whole (written under a temporary name, then
+renamed). The same command started again in the same `--output_dir` finishes the run: a run killed in training
+resumes from its last checkpoint, one killed later redoes only what it had not finished, a finished one does nothing.
+A folder that holds another run (other model, labels, data or arguments, recorded in `_su4mlc_run.json`) is refused
+before any work: pass `--overwrite_output_dir`, `--resume_from_checkpoint PATH`, or choose another folder. One run at
+a time holds a folder (`_su4mlc_run.lock`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from pathlib import Path
 
 import datasets
 import transformers
-from transformers import HfArgumentParser, set_seed
+from transformers import HfArgumentParser, PreTrainedConfig, TrainerState, set_seed
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint
 
 import su4mlc_hf
@@ -48,6 +53,7 @@ from su4mlc_hf.decision import tune_decision_threshold
 from su4mlc_hf.explain import save_attention_figure
 from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.metrics import label_name_scores, multi_hot
+from su4mlc_hf.output_folder import OutputFolder, atomic_open, files_fingerprint, is_disk_full
 from su4mlc_hf.recipe import TrainingDataStatistics, apply_recipe, recipe_settings
 from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
 from su4mlc_hf.word_vectors import load_word_vectors, word_vectors_dimension
@@ -257,8 +263,7 @@ def predict_split(model, tokenizer, split, label_vocab: LabelVocabulary, batch_s
 def write_predictions(model, tokenizer, test_split, label_vocab: LabelVocabulary, path: Path, batch_size: int):
     """Predicts the test texts with scores, writes one JSON line per text, and scores them against the gold labels."""
     (predictions, gold), scores = predict_split(model, tokenizer, test_split, label_vocab, batch_size)
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("w", encoding="utf-8") as file:
+    with atomic_open(path) as file:
         for text, predicted, gold_labels in zip(test_split["text"], predictions, gold):
             record = {
                 "text": text,
@@ -267,7 +272,6 @@ def write_predictions(model, tokenizer, test_split, label_vocab: LabelVocabulary
                 "gold": gold_labels,
             }
             file.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
     return predictions, gold, scores
 
 
@@ -278,6 +282,54 @@ def write_attention_pictures(model, tokenizer, texts: list[str], folder: Path) -
         save_attention_figure(explanation, folder / f"{index:04d}.png")
         for index, explanation in enumerate(explanations)
     ]
+
+
+# Arguments that do not change what a run computes: a rerun in the same output folder may change them.
+NOT_IDENTIFYING_ARGUMENTS = {
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "do_train", "do_eval", "do_predict", "cache_dir",
+    "num_predictions_to_print", "per_device_eval_batch_size", "eval_accumulation_steps", "disable_tqdm", "report_to",
+    "run_name", "project", "log_level", "log_level_replica", "log_on_each_node", "logging_first_step",
+    "logging_steps", "logging_strategy", "logging_nan_inf_filter", "local_rank", "save_total_limit",
+    "skip_memory_metrics", "ddp_timeout", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
+    "hub_private_repo", "hub_always_push", "hub_revision", "dataloader_num_workers", "dataloader_pin_memory",
+    "dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "explain",
+}  # fmt: skip
+
+
+def run_identity(model_args: ModelArguments, data_args: DataArguments, training_args: SU4MLCTrainingArguments) -> dict:
+    """What identifies a run in its output folder: the model, data and training arguments that change what it
+    computes, and the SHA-256 of every local data file it reads."""
+    data_paths = [data_args.dataset_dir, data_args.valid_ids_file]
+    for path in (data_args.train_file, data_args.validation_file, data_args.test_file):
+        data_paths += [path, str(Path(path).with_suffix(".tgt"))] if path and path.endswith(".src") else [path]
+    arguments = {
+        "model": vars(model_args),
+        "data": {**vars(data_args), "files": files_fingerprint(path for path in data_paths if path is not None)},
+        "training": training_args.to_dict(),
+    }
+    return {
+        kind: {name: value for name, value in values.items() if name not in NOT_IDENTIFYING_ARGUMENTS}
+        for kind, values in arguments.items()
+    }
+
+
+def model_identity(config: SU4MLCConfig) -> dict:
+    """The model a run trains: the fields of its config that SU4MLC defines (but the decision threshold, which
+    training sets), and its labels in id order."""
+    own_fields = {f.name for f in fields(SU4MLCConfig)} - {f.name for f in fields(PreTrainedConfig)}
+    own_fields.discard("decision_threshold")
+    return {
+        "config": {name: getattr(config, name) for name in sorted(own_fields)},
+        "labels": [config.id2label[index] for index in sorted(config.id2label)],
+    }
+
+
+def needed_space(model, training_args: SU4MLCTrainingArguments) -> int:
+    """Bytes a training run writes at most at one time, roughly: each checkpoint holds the weights and Adam's two
+    moments (3x the weights); `save_total_limit` of them are kept (2 if unlimited: a lower bound), one more is
+    written before the oldest goes, and the final model."""
+    weights = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
+    return weights * (3 * ((training_args.save_total_limit or 2) + 1) + 1)
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -303,8 +355,41 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     datasets.utils.logging.set_verbosity(logging.WARNING)
     logger.info(f"su4mlc_hf {su4mlc_hf.__version__}; training arguments {training_args.to_json_string()}")
 
+    with OutputFolder(training_args.output_dir, is_main_process=training_args.process_index == 0) as output_folder:
+        try:
+            return run(model_args, data_args, training_args, given, output_folder)
+        except Exception as error:
+            if is_disk_full(error):
+                raise output_folder.disk_full_error(error) from error
+            raise
+
+
+def run(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: SU4MLCTrainingArguments,
+    given: set[str],
+    output_folder: OutputFolder,
+) -> dict[str, dict[str, float]]:
+    """The run in its locked output folder: each phase (train, eval, predict, card) is skipped if the folder records
+    it complete for the same run, so a rerun after a kill finishes the job and a rerun of a finished run does
+    nothing."""
+    output_folder.check_run(
+        run_identity(model_args, data_args, training_args),
+        overwrite=training_args.overwrite_output_dir,
+        resume_from_checkpoint=training_args.resume_from_checkpoint,
+    )
+    phases = [phase for phase, wanted in (("train", training_args.do_train), ("eval", training_args.do_eval),
+              ("predict", training_args.do_predict), ("card", True)) if wanted]  # fmt: skip
+    if output_folder.is_complete(phases):
+        logger.info(f"The run in {training_args.output_dir} is finished: nothing to do (its results are kept).")
+        return output_folder.all_results(phases)
+    trained = training_args.do_train and output_folder.is_complete(["train"])
+
     last_checkpoint = None
-    if training_args.do_train and training_args.resume_from_checkpoint is None and os.path.isdir(training_args.output_dir):
+    resume = training_args.do_train and not trained and training_args.resume_from_checkpoint is None
+    # In a data-parallel run the main process creates the folder: the others may get here before it.
+    if resume and os.path.isdir(training_args.output_dir):
         last_checkpoint = get_last_checkpoint(training_args.output_dir)
         if last_checkpoint is not None:
             logger.info(f"Resuming from the last checkpoint in the output folder: {last_checkpoint}")
@@ -343,7 +428,18 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         )
         logger.info(f"Recipe {model_args.recipe!r} for {statistics}: {applied}")
 
-    model = build_model(model_args, tokenizer, label_vocab, given)
+    if trained:  # by the run in the output folder, which was killed later
+        model = SU4MLCForMultiLabelClassification.from_pretrained(training_args.output_dir)
+    else:
+        model = build_model(model_args, tokenizer, label_vocab, given)
+        if training_args.do_train:
+            output_folder.check_free_space(needed_space(model, training_args))
+    checkpoint = (training_args.resume_from_checkpoint or last_checkpoint) if training_args.do_train else None
+    output_folder.check_model(
+        model_identity(model.config),
+        checkpoint=checkpoint,
+        checkpoint_model=model_identity(SU4MLCConfig.from_pretrained(checkpoint)) if checkpoint else None,
+    )
     logger.info(
         f"SU4MLC ({model.config.attention} attention): {model.num_parameters():,} parameters, "
         f"{len(label_vocab)} labels, {len(tokenizer)} words"
@@ -351,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     trainer = SU4MLCTrainer(
         model=model,
         args=training_args,
-        train_dataset=prepared.get("train") if training_args.do_train else None,
+        train_dataset=prepared.get("train") if training_args.do_train and not trained else None,
         eval_dataset=prepared.get("validation") if training_args.do_eval or training_args.do_train else None,
         processing_class=tokenizer,
         data_collator=SU4MLCDataCollator(shuffle_labels=data_args.label_order == "random", seed=training_args.seed),
@@ -365,36 +461,43 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         },
     )
 
-    results: dict[str, dict[str, float]] = {}
-    if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+    if trained:
+        # The card reports the training run's last evaluation, from its log.
+        trainer.state = TrainerState.load_from_json(os.path.join(training_args.output_dir, TRAINER_STATE_NAME))
+    elif training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
-        results["train"] = train_result.metrics
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
+        if model_args.decision == "auto" and "validation" in prepared:
+            choice = calibrate_decision(
+                trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
+            )
+            logger.info(str(choice))
+            trainer.save_model()
+        output_folder.complete("train", train_result.metrics)
 
-    if training_args.do_train and model_args.decision == "auto" and "validation" in prepared:
-        choice = calibrate_decision(
-            trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
-        )
-        logger.info(str(choice))
-        trainer.save_model()
+    if training_args.do_eval and not output_folder.is_complete(["eval"]):
+        eval_results = None
+        if "validation" in prepared:
+            # Scored as the test split is: by the model's decision rule, over every gold label of the file (the
+            # Trainer's evaluations during training score the best sequence over the known labels, to choose the
+            # checkpoint).
+            _, scores = predict_split(
+                trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
+            )
+            eval_results = {f"eval_{name}": value for name, value in scores.items()}
+            eval_results["eval_samples"] = len(prepared["validation"])
+            trainer.log_metrics("eval", eval_results)
+            trainer.save_metrics("eval", eval_results)
+        output_folder.complete("eval", eval_results)
 
-    if training_args.do_eval and "validation" in prepared:
-        # Scored as the test split is: by the model's decision rule, over every gold label of the file (the Trainer's
-        # evaluations during training score the best sequence over the known labels, to choose the checkpoint).
-        _, scores = predict_split(
-            trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
-        )
-        results["eval"] = {f"eval_{name}": value for name, value in scores.items()}
-        results["eval"]["eval_samples"] = len(prepared["validation"])
-        trainer.log_metrics("eval", results["eval"])
-        trainer.save_metrics("eval", results["eval"])
-
+    predict_results = output_folder.results("predict")
+    if predict_results is not None:
+        trainer.model_card_kwargs.update(eval_results=predict_results, eval_split="test")
     # Prediction writes one file from the trained model: in a data-parallel run the main process does it alone.
-    if training_args.do_predict and "test" in prepared and trainer.is_world_process_zero():
+    elif training_args.do_predict and "test" in prepared and trainer.is_world_process_zero():
         predictions, gold, scores = write_predictions(
             trainer.model,
             tokenizer,
@@ -403,10 +506,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             Path(training_args.output_dir) / "predictions.jsonl",
             training_args.per_device_eval_batch_size,
         )
-        results["predict"] = {f"predict_{name}": value for name, value in scores.items()}
+        predict_results = {f"predict_{name}": value for name, value in scores.items()}
         trainer.model_card_kwargs.update(eval_results=scores, eval_split="test")
-        trainer.log_metrics("predict", results["predict"])
-        trainer.save_metrics("predict", results["predict"])
+        trainer.log_metrics("predict", predict_results)
+        trainer.save_metrics("predict", predict_results)
+        output_folder.complete("predict", predict_results)
         for text, predicted, gold_labels in list(zip(prepared["test"]["text"], predictions, gold))[
             : data_args.num_predictions_to_print
         ]:
@@ -422,7 +526,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         trainer.push_to_hub()  # saves the model, writes the card (create_model_card) and uploads the folder
     else:
         trainer.create_model_card()
-    return results
+    output_folder.complete("card")
+    return output_folder.all_results(phases)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ scores). [`save_model_card`] writes it next to the weights; [`push_model_card`] 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from transformers.utils import logging
 from .configuration_su4mlc import SU4MLCConfig
 from .metrics import METRIC_NAMES
 from .modeling_su4mlc import SU4MLCForMultiLabelClassification
+from .output_folder import atomic_open
 from .pipeline_su4mlc import SU4MLC_PIPELINE_TASK
 
 logger = logging.get_logger(__name__)
@@ -251,10 +251,8 @@ def build_model_card(
 
 
 def save_model_card(card: ModelCard, folder: str | os.PathLike) -> Path:
-    """Writes `card` as `folder/README.md`, atomically: readers see the old file or the new one, never a part.
-
-    The text goes to a temporary file in `folder` (same file system), which then replaces `README.md`; if anything
-    fails the temporary file is removed and an existing `README.md` is left as it was.
+    """Writes `card` as `folder/README.md`, atomically ([`atomic_open`]): readers see the old file or the new one,
+    never a part; the file gets the umask's mode.
 
     Returns:
         `Path`: the path of the written `README.md`.
@@ -262,19 +260,9 @@ def save_model_card(card: ModelCard, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     card_path = folder / REPOCARD_NAME
-    file_descriptor, temporary_path = tempfile.mkstemp(dir=folder, prefix=f".{REPOCARD_NAME}.", suffix=".tmp")
-    try:
-        # newline="" keeps the card's own line endings, as `RepoCard.save` does.
-        with open(file_descriptor, "w", encoding="utf-8", newline="") as file:
-            file.write(str(card))
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp creates the file readable by its owner only; a README is for everyone.
-        os.chmod(temporary_path, 0o644)
-        os.replace(temporary_path, card_path)
-    except BaseException:
-        Path(temporary_path).unlink(missing_ok=True)
-        raise
+    # newline="" keeps the card's own line endings, as `RepoCard.save` does.
+    with atomic_open(card_path, newline="") as file:
+        file.write(str(card))
     return card_path
 
 

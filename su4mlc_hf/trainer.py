@@ -14,14 +14,15 @@ from safetensors import SafetensorError
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
-from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_pt_utils import LengthGroupedSampler, nested_gather
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .label_vocab import LabelVocabulary
 from .metrics import METRIC_NAMES, build_compute_metrics
 from .model_card import build_model_card, save_model_card
 from .modeling_su4mlc import SU4MLCForMultiLabelClassification, unreadable_weights_error
+from .output_folder import read_json, staged_folder, write_json
 
 # A checkpoint is written into `_tmp-checkpoint-N/checkpoint-N`, then renamed to `checkpoint-N`. Names starting with
 # `_tmp-` are invisible to `get_last_checkpoint` and `save_total_limit` (they look for `checkpoint-*`) and to the
@@ -29,6 +30,8 @@ from .modeling_su4mlc import SU4MLCForMultiLabelClassification, unreadable_weigh
 CHECKPOINT_STAGING_PREFIX = f"_tmp-{PREFIX_CHECKPOINT_DIR}-"
 # The training arguments as JSON, in place of the pickled `training_args.bin` transformers writes.
 TRAINING_ARGS_JSON_NAME = "training_args.json"
+# In each checkpoint: the sum of the training losses up to it, so that a resumed run reports the whole run's loss.
+TRAIN_LOSS_SUM_NAME = "train_loss_sum.json"
 
 
 @dataclass
@@ -71,6 +74,13 @@ class SU4MLCTrainingArguments(Seq2SeqTrainingArguments):
     )
     ddp_find_unused_parameters: bool = field(
         default=False, metadata={"help": "Every parameter takes part in the loss, so DDP need not search for unused ones."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start a new run in an output folder that holds another one: its checkpoints and results are "
+            "deleted first (examples/run_mlc.py)."
+        },
     )
     early_stopping_patience: int | None = field(
         default=None,
@@ -135,6 +145,8 @@ class SU4MLCTrainer(Seq2SeqTrainer):
     def __init__(self, *args, model_card_kwargs: dict | None = None, **kwargs):
         # Set while `_save_checkpoint` runs: the folder the Trainer then writes `checkpoint-N` into.
         self._checkpoint_staging_dir: str | None = None
+        # The sum of the training losses before the checkpoint this run resumed from (None: not resumed).
+        self._resumed_loss_sum: float | None = None
         super().__init__(*args, **kwargs)
         self.model_card_kwargs = dict(model_card_kwargs or {})
         patience = getattr(self.args, "early_stopping_patience", None)
@@ -244,6 +256,10 @@ class SU4MLCTrainer(Seq2SeqTrainer):
             self.state.best_model_checkpoint = checkpoint_dir
             if self.args.should_save:
                 self.state.save_to_json(os.path.join(staged_checkpoint_dir, TRAINER_STATE_NAME))
+        # Every process takes part in the gather, as for logging: the loss not yet logged is the mean over processes.
+        loss_sum = self._loss_sum()
+        if self.args.should_save:
+            write_json(os.path.join(staged_checkpoint_dir, TRAIN_LOSS_SUM_NAME), {"train_loss_sum": loss_sum})
         self.accelerator.wait_for_everyone()  # every process has written its files (e.g. its RNG state)
         if self.args.should_save:
             if os.path.isdir(checkpoint_dir):
@@ -262,20 +278,66 @@ class SU4MLCTrainer(Seq2SeqTrainer):
                 use_mtime=True,
             )
 
+    def _loss_sum(self) -> float:
+        """The sum of the per-step training losses of the whole run so far (this call and the run it resumed)."""
+        unlogged = nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+        return (self._resumed_loss_sum or 0.0) + self._total_loss_scalar + unlogged
+
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         try:
             super()._load_from_checkpoint(resume_from_checkpoint, model)
         except SafetensorError as error:
             raise unreadable_weights_error(os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME), error) from error
+        # A checkpoint of an older version has no loss sum: the loss is then that of this call, as transformers has it.
+        saved = read_json(os.path.join(resume_from_checkpoint, TRAIN_LOSS_SUM_NAME))
+        self._resumed_loss_sum = saved["train_loss_sum"] if isinstance(saved, dict) else None
+
+    def _finalize_training(self, trial, num_train_samples, start_time) -> TrainOutput:
+        """The Trainer's end of training, where a resumed run reports `train_loss` over the whole run (transformers
+        reports it over the steps of this call: 0 for a run resumed from its last checkpoint), so a run killed and
+        resumed reports the loss of the uninterrupted run."""
+        output = super()._finalize_training(trial, num_train_samples, start_time)
+        if self._resumed_loss_sum is None:
+            return output
+        # `super()` has added the last unlogged loss to `_total_loss_scalar`.
+        train_loss = (self._resumed_loss_sum + self._total_loss_scalar) / max(self.state.global_step, 1)
+        output.metrics["train_loss"] = train_loss
+        logged = [entry for entry in self.state.log_history if "train_loss" in entry]
+        if logged:
+            logged[-1]["train_loss"] = train_loss
+        return TrainOutput(output.global_step, train_loss, output.metrics)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        super()._save(output_dir, state_dict)
-        if self.args.should_save:
+        """The Trainer's save of the model, tokenizer and arguments, each file written whole: into a staging folder
+        inside `output_dir`, then renamed into place. A run killed while saving the final model leaves whole files
+        only (a mix of old and new ones), and its rerun saves them again."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return super()._save(output_dir, state_dict)
+        with staged_folder(output_dir) as staging:
+            super()._save(str(staging), state_dict)
             # transformers pickles the arguments to `training_args.bin`, which nothing reads back (resuming reads
             # `trainer_state.json`) and which could only be read by unpickling. Saved folders hold them as JSON.
-            output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
-            (output_dir / TRAINING_ARGS_NAME).unlink(missing_ok=True)
-            (output_dir / TRAINING_ARGS_JSON_NAME).write_text(self.args.to_json_string(), encoding="utf-8")
+            (staging / TRAINING_ARGS_NAME).unlink()
+            (staging / TRAINING_ARGS_JSON_NAME).write_text(self.args.to_json_string(), encoding="utf-8")
+        (Path(output_dir) / TRAINING_ARGS_NAME).unlink(missing_ok=True)  # left by an older version
+
+    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
+        """`Trainer.save_metrics`, written atomically; an `all_results.json` that is not whole JSON (left by a killed
+        run of an older version) is started again instead of failing the run."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = Path(self.args.output_dir)
+        write_json(output_dir / f"{split}_results.json", metrics)
+        if combined:
+            all_metrics = read_json(output_dir / "all_results.json")
+            write_json(output_dir / "all_results.json", {**(all_metrics if isinstance(all_metrics, dict) else {}), **metrics})
+
+    def save_state(self) -> None:
+        """`Trainer.save_state`, written atomically."""
+        if self.is_world_process_zero():
+            with staged_folder(self.args.output_dir) as staging:
+                self.state.save_to_json(staging / TRAINER_STATE_NAME)
 
 
 __all__ = ["SU4MLCTrainer", "SU4MLCTrainingArguments"]

@@ -197,7 +197,11 @@ def no_leaked_torch_threads():
 
 def timing_free(metrics: dict[str, float]) -> dict[str, float]:
     """`metrics` without the wall-clock measures (`*_runtime`, `*_per_second`), which no two runs share."""
-    return {name: value for name, value in metrics.items() if not name.endswith(("_runtime", "_per_second"))}
+    return {
+        name: value
+        for name, value in metrics.items()
+        if not name.endswith(("_runtime", "_per_second", "_preparation_time"))
+    }
 
 
 def training_log(output_dir: Path) -> list[dict]:
