@@ -44,10 +44,16 @@ SPLIT_NAMES = {
     "eval": "validation",
     "test": "test",
 }
-# `datasets` hashes a function of an importable module by its name only, so cached Arrow files would outlive a
-# change of the readers; the source of the readers and of this module goes into their cache key instead.
+# `datasets` hashes a function of an importable module by its name only, and an object by its state, not its class's
+# code, so cached Arrow files would outlive a change of the code that made them (a new label-token layout once gave
+# training targets ending in a label instead of EOS, read from the cache). The source of every module that shapes
+# the cached data goes into the cache key of the loaded splits instead, and from it into the keys of the `map`s of
+# `prepare_datasets` that follow.
 _SOURCE_FINGERPRINT = Hasher.hash(
-    [(Path(__file__).parent / module).read_bytes() for module in ("readers.py", "loading.py")]
+    [
+        (Path(__file__).parent / module).read_bytes()
+        for module in ("readers.py", "loading.py", "preprocessing.py", "../label_vocab.py", "../tokenization_su4mlc.py")
+    ]
 )
 
 
