@@ -65,9 +65,8 @@ logger = logging.getLogger(__name__)
 RUN_LOG_NAME = "run_mlc.log"
 RUN_LOG_HANDLER_NAME = "run_mlc file"
 LOG_FORMAT = logging.Formatter("%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S")
-# torch's threads when OMP_NUM_THREADS is not set. One thread: with the machine shared, torch's default (one per core)
-# trained the main job's model 22x slower than one thread on this project's 2-core machine, and on an idle machine
-# it gained nothing measurable at these sizes (see `configure_cpu_threads`).
+# torch's threads when OMP_NUM_THREADS is not set: one, because torch's default (one per core) collapses when other
+# jobs share the cores (figures in `configure_cpu_threads`).
 DEFAULT_CPU_THREADS = 1
 
 
@@ -742,10 +741,12 @@ def log_outcome(results: dict[str, dict[str, float]], output_dir: str) -> None:
 def configure_cpu_threads() -> None:
     """
     torch's intra-op threads: `OMP_NUM_THREADS` if set, else `DEFAULT_CPU_THREADS` (1) instead of torch's one per
-    core. Measured on this project's 2-core machine, training the main job's model (128 wide, batches of 64): torch's
-    default (2 threads) ran 37-48 docs/s on the shared machine against 710-832 with one thread; each spinning thread
-    waits for a core the other jobs hold. Set once for the process, here, because the thread count changes the
-    bits of CPU results (a resumed run must use the same count as the run it resumes).
+    core. Measured on this project's 2-core machine while other jobs shared it, training the main job's model (128
+    wide, hybrid, batches of 64; docs/s, torch's default of 2 threads vs 1 thread): load 1.7, 37 vs 832; load 1.7
+    plus one busy process, 48 vs 710; load 8, 8-22 vs 283-388; load 11, 3 vs 63. A thread that waits for a core held
+    by another job stalls the other at every operation. The count is fixed (not derived from the load) because it
+    changes the bits of CPU results, and a resumed run must match the run it resumes; it is set once for the process,
+    here.
     """
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(DEFAULT_CPU_THREADS)
