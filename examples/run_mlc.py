@@ -600,7 +600,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             logger.info(f"Resuming from the last checkpoint in the output folder: {last_checkpoint}")
     set_seed(training_args.seed)
     run_log = start_run_log(training_args.output_dir)
-    logger.info(f"Training arguments: {training_args.to_json_string()}", extra={"run_log_only": True})
 
     raw = load_raw_datasets(data_args)
     if data_args.validation_split_percentage is not None:
@@ -639,6 +638,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         logger.info(f"Recipe {model_args.recipe!r} for {statistics}: {applied}")
     train_without_validation(prepared, training_args)
     logger.info(f"su4mlc_hf {su4mlc_hf.__version__}; {training_summary(training_args, run_log)}")
+    # As used: after the recipe and the switches above. (`to_json_string` blanks out tokens such as --hub_token.)
+    logger.info(f"Training arguments: {training_args.to_json_string()}", extra={"run_log_only": True})
 
     model = build_model(model_args, tokenizer, label_vocab, given)
     logger.info(

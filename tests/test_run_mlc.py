@@ -211,8 +211,7 @@ def test_data_errors_end_in_their_own_message_and_the_traceback_goes_to_the_run_
     assert not any("Traceback" in line for line in errors)
     run_log = (output_dir / run_mlc.RUN_LOG_NAME).read_text(encoding="utf-8")
     assert errors[-1].endswith(f"[traceback in {output_dir / run_mlc.RUN_LOG_NAME}]")
-    assert "Training arguments: {" in run_log and "Traceback (most recent call last)" in run_log
-    assert "DataFormatError" in run_log
+    assert "Traceback (most recent call last)" in run_log and "DataFormatError" in run_log
 
 
 def test_debug_flag_prints_the_traceback_and_leaves_transformers_debug_options_alone(tmp_path, run_command):
@@ -355,7 +354,7 @@ def test_training_arguments_go_to_the_run_log_and_one_summary_line_to_the_screen
     assert len(summaries) == 1 and summaries[0].endswith(f"all of them in {output_dir / run_mlc.RUN_LOG_NAME}")
     assert '"lr_decay_per_epoch"' not in completed.stdout and '"output_dir"' not in completed.stdout
     run_log = (output_dir / run_mlc.RUN_LOG_NAME).read_text(encoding="utf-8")
-    assert '"lr_decay_per_epoch": 0.5' in run_log and "Configuration saved in" in run_log
+    assert '"per_device_train_batch_size": 2' in run_log and "Configuration saved in" in run_log
     assert "Configuration saved in" not in completed.stdout + completed.stderr
 
 
