@@ -11,11 +11,15 @@ command line or from a single JSON file.
 
 Data: `--train_file/--validation_file/--test_file` (JSON Lines, CSV, TSV, or SGM-style `X.src` with its `X.tgt`),
 `--dataset_dir` (a folder of split files, or a `save_to_disk` folder), `--dataset_name` (a Hub data set, online
-only), or `--dataset_dir` with `--dataset_format goemotions|reuters_modapte` for those releases.
+only), or `--dataset_dir` with `--dataset_format goemotions|reuters_modapte` for those releases. Without validation
+data, training runs without evaluation or best-checkpoint selection; `--validation_split_percentage N` carves a
+validation split from the training data instead.
 
 Writes to `--output_dir`: the model (safetensors), tokenizer, generation config and model card (README.md);
 `{train,eval,predict}_results.json`; `predictions.jsonl` (one line per test text: its predicted labels with scores,
-and the gold labels); checkpoints every epoch. An interrupted run resumes from its last checkpoint when started
+and the gold labels); checkpoints every epoch; `run_mlc.log` (everything logged, the training arguments in full, and
+the traceback of a failure). A failure ends in one line on stderr that names the file, line, field or flag at fault;
+`--debug` also prints the traceback. torch uses one CPU thread unless OMP_NUM_THREADS says otherwise. An interrupted run resumes from its last checkpoint when started
 again with the same `--output_dir` (or `--resume_from_checkpoint PATH`).
 """
 
