@@ -230,6 +230,16 @@ def test_unexpected_errors_say_so_in_their_one_line(tmp_path, run_command, monke
     assert status == 1 and errors[-1].startswith("run_mlc.py: error: KeyError: 'text' (unexpected: please report it")
 
 
+def test_an_interrupted_run_ends_in_one_line_saying_how_to_resume(tmp_path, run_command, monkeypatch):
+    def interrupted(data_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_mlc, "load_raw_datasets", interrupted)
+    status, errors = run_command(["--train_file", tmp_path / "x.jsonl", "--do_train", "--output_dir", tmp_path / "o"])
+    assert status == 130
+    assert errors == ["run_mlc.py: interrupted; rerun the same command to resume from the last checkpoint."]
+
+
 @pytest.mark.parametrize(
     "flags, expected",
     [
