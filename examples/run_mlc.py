@@ -18,9 +18,11 @@ validation split from the training data instead.
 Writes to `--output_dir`: the model (safetensors), tokenizer, generation config and model card (README.md);
 `{train,eval,predict}_results.json`; `predictions.jsonl` (one line per test text: its predicted labels with scores,
 and the gold labels); checkpoints every epoch; `run_mlc.log` (everything logged, the training arguments in full, and
-the traceback of a failure). A failure ends in one line on stderr that names the file, line, field or flag at fault;
-`--debug` also prints the traceback. torch uses one CPU thread unless OMP_NUM_THREADS says otherwise. An interrupted run resumes from its last checkpoint when started
-again with the same `--output_dir` (or `--resume_from_checkpoint PATH`).
+the traceback of a failure). An interrupted run resumes from its last checkpoint when started again with the same
+`--output_dir` (or `--resume_from_checkpoint PATH`).
+
+A failure ends in one line on stderr that names the file, line, field or flag at fault; `--debug` also prints the
+traceback. torch uses one CPU thread unless OMP_NUM_THREADS says otherwise.
 """
 
 from __future__ import annotations
