@@ -80,7 +80,7 @@ DEFAULT_CPU_THREADS = 1
 class ModelArguments:
     """The model to train: a saved SU4MLC model to continue from, or a new one built from these sizes."""
 
-    recipe: str = field(
+    recipe: Literal["auto", "paper"] = field(
         default="auto",
         metadata={
             "help": "auto: training settings derived from the training data (su4mlc_hf.recipe); paper: the paper's "
@@ -123,7 +123,7 @@ class ModelArguments:
     label_head_loss_weight: float = field(
         default=0.0, metadata={"help": "Weight of the auxiliary per-label loss (0: no label head, the paper)."}
     )
-    decision: str = field(
+    decision: Literal["sequence", "auto"] = field(
         default="sequence",
         metadata={
             "help": "sequence: the best generated sequence (paper); auto: also try a threshold on the label scores "

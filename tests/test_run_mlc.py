@@ -196,6 +196,13 @@ def test_out_of_range_counts_are_refused_naming_the_flag_before_any_data_is_read
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flag, value", [("--recipe", "papr"), ("--decision", "threshold"), ("--overlong", "cut")])
+def test_a_value_outside_a_flags_choices_is_refused_before_any_data_is_read(tmp_path, run_command, flag, value):
+    missing = tmp_path / "missing.jsonl"  # reading it would fail with another message
+    status, errors = run_command(["--train_file", missing, "--output_dir", tmp_path / "o", flag, value])
+    assert status == 1 and errors[0].startswith(f"run_mlc.py: error: argument {flag}: invalid choice: '{value}'")
+
+
 def test_list_values_are_checked_one_by_one(tmp_path, run_command):
     status, errors = run_command(
         ["--train_file", tmp_path / "missing.jsonl", "--output_dir", tmp_path / "out", "--mdc_dilation_rates", "1", "0"]
