@@ -771,11 +771,11 @@ def take_debug_flag(argv: list[str]) -> tuple[bool, list[str]]:
 
 
 def one_line(error: BaseException) -> str:
-    """An error's message on one line. Errors about the input (`ValueError`s such as `DataFormatError` and
-    `CommandLineError`, `OSError`s) name the file, line, field or flag themselves; any other error is unexpected, and
-    its type helps a bug report."""
+    """An error's message on one line. Errors about the input or the machine (`ValueError`s such as `DataFormatError`
+    and `CommandLineError`, `OSError`s, a missing optional package's `ImportError`) name the file, line, field, flag or
+    package themselves; any other error is unexpected, and its type helps a bug report."""
     message = " ".join(str(error).split()) or "(no message)"
-    if isinstance(error, (ValueError, OSError)):
+    if isinstance(error, (ValueError, OSError, ImportError)):
         return message
     return f"{type(error).__name__}: {message} (unexpected: please report it with the traceback)"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -235,6 +236,15 @@ def test_unexpected_errors_say_so_in_their_one_line(tmp_path, run_command, monke
     monkeypatch.setattr(run_mlc, "load_raw_datasets", broken_loader)
     status, errors = run_command(["--train_file", tmp_path / "x.jsonl", "--do_train", "--output_dir", tmp_path / "o"])
     assert status == 1 and errors[-1].startswith("run_mlc.py: error: KeyError: 'text' (unexpected: please report it")
+
+
+def test_a_missing_optional_package_ends_in_its_own_message(tmp_path, run_command, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "matplotlib" else find_spec(name))
+    status, errors = run_command(["--train_file", tmp_path / "x.jsonl", "--output_dir", tmp_path, "--explain", "1"])
+    assert status == 1 and errors[0].startswith(
+        "run_mlc.py: error: --explain draws with matplotlib, which is not installed: pip install matplotlib [traceback"
+    )
 
 
 def test_an_interrupted_run_ends_in_one_line_saying_how_to_resume(tmp_path, run_command, monkeypatch):
