@@ -15,6 +15,7 @@ from torch import nn
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import GENERATION_CONFIG_NAME, SAFE_WEIGHTS_NAME, ModelOutput, cached_file
+from transformers.utils.logging import tqdm
 
 from .configuration_su4mlc import SU4MLCConfig, check_generation_config
 from .decision import threshold_decision
@@ -965,11 +966,13 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         tokenizer,
         batch_size: int = 64,
         max_length: int | None = None,
+        progress_bar: bool = False,
         **generate_kwargs,
     ) -> tuple[list[list[int]], np.ndarray]:
         """
         [`score_labels`] over raw texts in batches of similar length: for each text the label indices of its best
-        sequence (in generation order), and a `(len(texts), num_labels)` array of label scores.
+        sequence (in generation order), and a `(len(texts), num_labels)` array of label scores. `progress_bar` shows
+        one over the batches.
         """
         self.check_tokenizer(tokenizer)
         texts = list(texts)  # e.g. a `datasets` column
@@ -982,7 +985,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         scores = np.zeros((len(texts), self.config.num_labels), dtype=np.float32)
         was_training = self.training
         self.eval()
-        for start in range(0, len(texts), batch_size):
+        for start in tqdm(range(0, len(texts), batch_size), desc="Predicting", unit="batch", disable=not progress_bar):
             indices = order[start : start + batch_size]
             batch = tokenizer.pad({"input_ids": [word_ids[index] for index in indices]}, return_tensors="pt")
             batch = batch.to(self.device)
@@ -1002,6 +1005,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         max_length: int | None = None,
         decision_threshold: float | None = None,
         all_labels: bool = False,
+        progress_bar: bool = False,
         **generate_kwargs,
     ) -> list[list[str]] | list[list[tuple[str, float]]]:
         """
@@ -1017,6 +1021,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             decision_threshold (`float`, *optional*): overrides `config.decision_threshold` (None there: the best
                 sequence's labels; a number: the labels whose score reaches it, at least the top one).
             all_labels (`bool`): return every label with its score, highest first, instead of a decision.
+            progress_bar (`bool`): show a progress bar over the batches.
             generate_kwargs: passed to `generate()` (e.g. `num_beams=1` for greedy decoding).
 
         Returns:
@@ -1040,7 +1045,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         if not texts:
             return []
         best_sequences, scores = self.score_texts(
-            texts, tokenizer, batch_size=batch_size, max_length=max_length, **generate_kwargs
+            texts, tokenizer, batch_size=batch_size, max_length=max_length, progress_bar=progress_bar, **generate_kwargs
         )
         chosen = self.choose_labels(best_sequences, scores, decision_threshold, all_labels)
         labels = [self.config.id2label[index] for index in range(self.config.num_labels)]

@@ -182,6 +182,31 @@ def seeded_run(tmp_path_factory) -> tuple[Path, dict]:
     return output_dir, run_mlc.main(seeded_run_argv(output_dir))
 
 
+# Caches that Python, pytest and hypothesis keep in the repository (all ignored by git).
+CACHE_FOLDERS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis"}
+
+
+def repository_entries() -> set[str]:
+    """Every file and folder of the repository outside the caches, relative to its root."""
+    entries = set()
+    for folder, subfolders, files in os.walk(REPO_ROOT):
+        subfolders[:] = [name for name in subfolders if name not in CACHE_FOLDERS and not name.endswith(".egg-info")]
+        relative = Path(folder).relative_to(REPO_ROOT)
+        entries.update(str(relative / name) for name in subfolders + files)
+    return entries
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_left_as_found():
+    """Tests write under pytest's temporary folders only: whatever a test run leaves in the repository, even an empty
+    folder (which `git status` does not show, e.g. a Trainer's `output_dir="unused"`), fails it."""
+    before = repository_entries()
+    yield
+    left = sorted(repository_entries() - before)
+    if left:
+        pytest.fail(f"the tests left {left} in the repository; write them under tmp_path")
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_torch_threads():
     """torch's thread count is process-wide, and on CPU it changes the bits of results: a test (or the code it runs)

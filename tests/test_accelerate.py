@@ -32,7 +32,8 @@ def test_two_process_accelerate_launch_trains_and_saves_one_model(tmp_path):
     state = json.loads((output_dir / "trainer_state.json").read_text())
     # 400 texts, 8 per process and step, 2 processes: 25 optimizer steps in the epoch, not 50.
     assert state["global_step"] == 25 and state["train_batch_size"] == 8
-    assert "Total train batch size (w. parallel, distributed & accumulation) = 16" in completed.stdout + completed.stderr
+    run_log = (output_dir / "run_mlc.log").read_text(encoding="utf-8")  # transformers' messages go there
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 16" in run_log
     assert sorted(path.name for path in output_dir.glob("*.safetensors")) == ["model.safetensors"]
     assert len((output_dir / "predictions.jsonl").read_text().splitlines()) == 100
     model = AutoModel.from_pretrained(output_dir)

@@ -57,7 +57,7 @@ def test_runner_writes_records_report_and_figure3(tmp_path):
     assert report.count("### Notes\n\nhand-written") == 1
 
 
-def test_scores_align_gold_rows_with_length_grouped_predictions():
+def test_scores_align_gold_rows_with_length_grouped_predictions(tmp_path):
     """`Trainer.predict` reads a split in length-grouped order: the gold rows must follow that order, not the
     split's."""
     raw = paper.DATA_LOADERS["goemotions"][0](DATA_DIR / "goemotions")
@@ -66,7 +66,7 @@ def test_scores_align_gold_rows_with_length_grouped_predictions():
     model = paper.build_model("su4mlc", config, data)
     validation = data.splits["validation"]
     args = paper.SU4MLCTrainingArguments(
-        output_dir="unused", report_to="none", per_device_eval_batch_size=8, use_cpu=True
+        output_dir=str(tmp_path / "unused"), report_to="none", per_device_eval_batch_size=8, use_cpu=True
     )
     trainer = paper.SU4MLCTrainer(
         model=model, args=args, eval_dataset=validation, data_collator=paper.SU4MLCDataCollator()
