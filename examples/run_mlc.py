@@ -643,6 +643,8 @@ def needed_space(model, training_args: SU4MLCTrainingArguments) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    # A run log left open by an earlier call in this process (`run` closes its own) must not record this run's checks.
+    stop_run_log()
     parser = ArgumentParser((ModelArguments, DataArguments, SU4MLCTrainingArguments))
     model_args, data_args, training_args, given = parser.parse_command_line(sys.argv[1:] if argv is None else argv)
     check_argument_values(model_args, data_args, training_args)
