@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -234,12 +235,18 @@ def run_su4mlc(dataset: str, seed: int, workdir: Path, extra: Sequence[str] = ()
         "validation": {metric: round(results[f"eval_{metric}"], 4) for metric in METRICS if f"eval_{metric}" in results},
         "train_minutes": round(results["train_runtime"] / 60, 2),
         "wall_minutes": round(wall_seconds / 60, 2),
-        "threads": torch.get_num_threads(),
+        "threads": run_threads(output_dir),
         "width": config["hidden_size"],
         "decision_threshold": config.get("decision_threshold"),
     }
     print(json.dumps(record), flush=True)
     return record
+
+
+def run_threads(output_dir: Path) -> int:
+    """The CPU threads the run trained with, from the summary line of its `run_mlc.log`."""
+    log = (output_dir / "run_mlc.log").read_text(encoding="utf-8")
+    return int(re.findall(r"with (\d+) CPU thread", log)[-1])
 
 
 # --------------------------------------------------------------------------------------------------------------

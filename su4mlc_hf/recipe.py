@@ -58,23 +58,32 @@ class TrainingDataStatistics:
 
 # The rules' constants, each with what it stands for.
 # Updates the run aims at: enough for Adam at these learning rates to converge on 7k-45k texts (validation
-# micro-F1 stopped rising after 3-5k updates on Reuters and GoEmotions).
+# micro-F1 peaked after 2-4 epochs of GoEmotions, 1,400-2,800 updates, with early stopping to catch the peak).
 TARGET_UPDATES = 5000
-# Words the model may read in training (epochs × words per epoch): keeps a run within about 10 minutes on 2 CPU
-# cores at width 256, whatever the text length.
-MAX_TRAINING_WORDS = 8_000_000
+# Decoder and per-text work counted as this many words: a text of w words costs about w + 20 word-steps to train.
+TEXT_OVERHEAD_WORDS = 20
+# Word-steps the model may train on (epochs × word-steps per epoch): about 10 minutes on one CPU thread at width 256.
+MAX_TRAINING_WORD_STEPS = 8_000_000
 MIN_EPOCHS, MAX_EPOCHS = 3, 30
-# Width 256 where an epoch is short enough to afford it, 128 otherwise.
-WIDE_MAX_WORDS_PER_EPOCH = 2_000_000
+# Width 256 where an epoch costs at most this many word-steps (about a minute on one CPU thread), 128 above: the wider
+# model scored higher on Reuters (0.857 against 0.843 test micro-F1, BENCHMARKS.md), the narrower one as well on
+# GoEmotions (validation micro-F1 of the best sequence 0.553 at 128, 0.542 at 256) in less than half the time.
+WIDE_MAX_WORD_STEPS_PER_EPOCH = 1_200_000
+
+
+def word_steps_per_epoch(stats: TrainingDataStatistics) -> float:
+    """The training cost of one epoch, in word-steps (see `TEXT_OVERHEAD_WORDS`)."""
+    return stats.num_texts * (stats.mean_words + TEXT_OVERHEAD_WORDS)
 
 
 def auto_recipe(stats: TrainingDataStatistics) -> dict[str, Any]:
     """
     The default recipe's settings for a training split:
 
-    - width (embedding and hidden size): 256, or 128 when an epoch holds more than `WIDE_MAX_WORDS_PER_EPOCH` words;
+    - width (embedding and hidden size): 256, or 128 when an epoch costs more than `WIDE_MAX_WORD_STEPS_PER_EPOCH`
+      word-steps;
     - batch: 32 below 10,000 texts (more updates from few texts), 64 above;
-    - epochs: enough for `TARGET_UPDATES` updates, at most `MAX_TRAINING_WORDS` words read, within
+    - epochs: enough for `TARGET_UPDATES` updates, at most `MAX_TRAINING_WORD_STEPS` word-steps, within
       [`MIN_EPOCHS`, `MAX_EPOCHS`]; early stopping on validation micro-F1 after 3 epochs without gain, the best
       checkpoint kept;
     - Adam at 2e-3, warm-up over the first 3 % of updates, then linear decay to 0 (no per-epoch halving);
@@ -83,10 +92,10 @@ def auto_recipe(stats: TrainingDataStatistics) -> dict[str, Any]:
     """
     batch_size = 32 if stats.num_texts < 10_000 else 64
     steps_per_epoch = max(1, math.ceil(stats.num_texts / batch_size))
-    epochs = math.ceil(TARGET_UPDATES / steps_per_epoch)
-    epochs = min(epochs, max(1, math.floor(MAX_TRAINING_WORDS / max(stats.words_per_epoch, 1.0))))
+    cost = max(word_steps_per_epoch(stats), 1.0)
+    epochs = min(math.ceil(TARGET_UPDATES / steps_per_epoch), max(1, math.floor(MAX_TRAINING_WORD_STEPS / cost)))
     epochs = max(MIN_EPOCHS, min(MAX_EPOCHS, epochs))
-    width = 256 if stats.words_per_epoch <= WIDE_MAX_WORDS_PER_EPOCH else 128
+    width = 256 if cost <= WIDE_MAX_WORD_STEPS_PER_EPOCH else 128
     return {
         "embedding_size": width,
         "hidden_size": width,
