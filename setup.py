@@ -25,6 +25,7 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     "test": ["pytest>=8", "hypothesis>=6.100"],
     "benchmarks": ["matplotlib>=3.8"],
+    "explain": ["matplotlib>=3.8"],  # the attention pictures of `su4mlc_hf.explain` and `run_mlc.py --explain`
 }
 EXTRAS["dev"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 
