@@ -65,8 +65,8 @@ from su4mlc_hf.decision import tune_decision_threshold
 from su4mlc_hf.explain import save_attention_figure
 from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.metrics import label_name_scores, multi_hot
-from su4mlc_hf.output_folder import OutputFolder, atomic_open, files_fingerprint, is_disk_full
-from su4mlc_hf.recipe import TrainingDataStatistics, apply_recipe, recipe_settings
+from su4mlc_hf.output_folder import OutputFolder, OutputFolderError, atomic_open, files_fingerprint, is_disk_full
+from su4mlc_hf.recipe import PAPER_RECIPE, TrainingDataStatistics, apply_recipe, recipe_settings
 from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
 from su4mlc_hf.word_vectors import load_word_vectors, word_vectors_dimension
 
@@ -606,9 +606,12 @@ NOT_IDENTIFYING_ARGUMENTS = {
 }  # fmt: skip
 
 
-def run_identity(model_args: ModelArguments, data_args: DataArguments, training_args: SU4MLCTrainingArguments) -> dict:
+def run_identity(
+    model_args: ModelArguments, data_args: DataArguments, training_args: SU4MLCTrainingArguments, given: set[str]
+) -> dict:
     """What identifies a run in its output folder: the model, data and training arguments that change what it
-    computes, and the SHA-256 of every local data file it reads."""
+    computes, and the SHA-256 of every local data file it reads. A setting the recipe fills in (not given) is
+    recorded as the recipe's, since the recipe's value is known only once the data is read."""
     data_paths = [data_args.dataset_dir, data_args.valid_ids_file]
     for path in (data_args.train_file, data_args.validation_file, data_args.test_file):
         data_paths += [path, str(Path(path).with_suffix(".tgt"))] if path and path.endswith(".src") else [path]
@@ -617,8 +620,13 @@ def run_identity(model_args: ModelArguments, data_args: DataArguments, training_
         "data": {**vars(data_args), "files": files_fingerprint(path for path in data_paths if path is not None)},
         "training": training_args.to_dict(),
     }
+    from_recipe = f"from --recipe {model_args.recipe}"
     return {
-        kind: {name: value for name, value in values.items() if name not in NOT_IDENTIFYING_ARGUMENTS}
+        kind: {
+            name: from_recipe if name in PAPER_RECIPE and name not in given else value
+            for name, value in values.items()
+            if name not in NOT_IDENTIFYING_ARGUMENTS
+        }
         for kind, values in arguments.items()
     }
 
@@ -673,7 +681,7 @@ def run_in_folder(
     it complete for the same run, so a rerun after a kill finishes the job and a rerun of a finished run does
     nothing."""
     output_folder.check_run(
-        run_identity(model_args, data_args, training_args),
+        run_identity(model_args, data_args, training_args, given),
         overwrite=training_args.overwrite_output_dir,
         resume_from_checkpoint=training_args.resume_from_checkpoint,
     )
@@ -880,10 +888,11 @@ def take_debug_flag(argv: list[str]) -> tuple[bool, list[str]]:
 
 def one_line(error: BaseException) -> str:
     """An error's message on one line. Errors about the input or the machine (`ValueError`s such as `DataFormatError`
-    and `CommandLineError`, `OSError`s, a missing optional package's `ImportError`) name the file, line, field, flag or
-    package themselves; any other error is unexpected, and its type helps a bug report."""
+    and `CommandLineError`, `OSError`s, a missing optional package's `ImportError`, an `OutputFolderError`) name the
+    file, line, field, flag, folder or package themselves; any other error is unexpected, and its type helps a bug
+    report."""
     message = " ".join(str(error).split()) or "(no message)"
-    if isinstance(error, (ValueError, OSError, ImportError)):
+    if isinstance(error, (ValueError, OSError, ImportError, OutputFolderError)):
         return message
     return f"{type(error).__name__}: {message} (unexpected: please report it with the traceback)"
 

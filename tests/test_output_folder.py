@@ -289,3 +289,16 @@ def test_a_full_disk_elsewhere_names_that_folder(tmp_path):
     assert not is_disk_full(OSError(errno.EIO, "Input/output error"))
     message = str(OutputFolder(tmp_path / "out").disk_full_error(error))
     assert message.startswith(f"The disk of {cache} is full (") and "output folder" not in message.split(";")[0]
+
+
+def test_the_command_refuses_another_run_in_one_expected_line(tmp_path, monkeypatch, capsys):
+    """Through the command's entry point: the refusal is one line, an expected error (not one to report), and a
+    setting the user left to the recipe is named as the recipe's, not as an argument default the run never used."""
+    output_dir = tmp_path / "out"
+    run_mlc.main(short_run_argv(output_dir))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    capsys.readouterr()
+    status = run_mlc.run(short_run_argv(output_dir, "--dropout", "0.1"))
+    (line,) = capsys.readouterr().err.splitlines()
+    assert status == 1 and "unexpected" not in line
+    assert "model.dropout: 'from --recipe auto' -> 0.1" in line and "--overwrite_output_dir" in line
