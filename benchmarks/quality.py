@@ -335,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 records.append(run_su4mlc(args.dataset, seed, workdir))
         run = {
             "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+            "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__} (threads: per record)",
             "date": time.strftime("%Y-%m-%d"),
             "records": records,
         }
