@@ -540,19 +540,22 @@ def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabul
     model = SU4MLCForMultiLabelClassification(config)
     model.generation_config.num_beams = model_args.num_beams
     if model_args.embeddings_file is not None:
-        logger.info(str(load_word_vectors(model_args.embeddings_file, tokenizer.get_vocab(), model.encoder.embed_tokens)))
+        report = load_word_vectors(model_args.embeddings_file, tokenizer.get_vocab(), model.encoder.embed_tokens)
+        logger.info(str(report))
     return model
 
 
 def calibrate_decision(model, tokenizer, validation_split, label_vocab: LabelVocabulary, batch_size: int):
     """Chooses the model's decision rule on the validation split (see `su4mlc_hf.decision`) and records it in
-    `model.config.decision_threshold`."""
+    `model.config.decision_threshold`. Returns the choice and the validation scores under the chosen rule, the same
+    as [`predict_split`] gives (it decodes the split the same way), so the evaluation need not decode it again."""
     best_sequences, scores = model.score_texts(validation_split["text"], tokenizer, batch_size=batch_size)
     gold = validation_split[GOLD_LABELS_COLUMN]
     y_true = multi_hot((label_vocab.indices(labels, strict=False) for labels in gold), len(label_vocab))
     choice = tune_decision_threshold(y_true, scores, multi_hot(best_sequences, len(label_vocab)))
     model.config.decision_threshold = choice.threshold
-    return choice
+    chosen = model.choose_labels(best_sequences, scores)
+    return choice, label_name_scores(([label_vocab.labels[i] for i in row] for row in chosen), gold, label_vocab.labels)
 
 
 def predict_split(
@@ -775,6 +778,7 @@ def run_in_folder(
         },
     )
 
+    validation_scores = None  # of the decision rule, when this process chooses it
     if trained:
         # The card reports the training run's last evaluation, from its log.
         trainer.state = TrainerState.load_from_json(os.path.join(training_args.output_dir, TRAINER_STATE_NAME))
@@ -785,7 +789,7 @@ def run_in_folder(
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
         if model_args.decision == "auto" and "validation" in prepared:
-            choice = calibrate_decision(
+            choice, validation_scores = calibrate_decision(
                 trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
             )
             logger.info(str(choice))
@@ -798,9 +802,10 @@ def run_in_folder(
             # Scored as the test split is: by the model's decision rule, over every gold label of the file (the
             # Trainer's evaluations during training score the best sequence over the known labels, to choose the
             # checkpoint).
-            _, scores = predict_split(
-                trainer.model, tokenizer, prepared["validation"], label_vocab, training_args.per_device_eval_batch_size
-            )
+            scores = validation_scores
+            if scores is None:  # not calibrated in this process
+                batch_size = training_args.per_device_eval_batch_size
+                _, scores = predict_split(trainer.model, tokenizer, prepared["validation"], label_vocab, batch_size)
             eval_results = {f"eval_{name}": value for name, value in scores.items()}
             eval_results["eval_samples"] = len(prepared["validation"])
             trainer.log_metrics("eval", eval_results)

@@ -92,13 +92,14 @@ def _paper_deviations(config: SU4MLCConfig) -> list[str]:
             deviations.append(f"`{field}={value!r}` ({origin}default: `{default!r}`)")
     if getattr(config, "label_head_loss_weight", 0.0) > 0:
         deviations.append(
-            f"an auxiliary per-label sigmoid head over the max-pooled word annotations and semantic units, trained with binary "
-            f"cross-entropy (`label_head_loss_weight={config.label_head_loss_weight}`; not in the paper)"
+            "an auxiliary per-label sigmoid head over the max-pooled word annotations and semantic units, trained with "
+            f"binary cross-entropy (`label_head_loss_weight={config.label_head_loss_weight}`; not in the paper)"
         )
     if getattr(config, "decision_threshold", None) is not None:
         deviations.append(
-            f"labels chosen by their score (probability of being in the set) >= `decision_threshold="
-            f"{config.decision_threshold}`, tuned on validation, instead of the best sequence's labels (not in the paper)"
+            "labels chosen by their score (probability of being in the set) >= "
+            f"`decision_threshold={config.decision_threshold}`, tuned on validation, instead of the best sequence's "
+            "labels (not in the paper)"
         )
     return deviations
 

@@ -927,8 +927,8 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         )
         tokens = generated.sequences[:, 1:]
         # Steps after a sequence's EOS (padding) do not belong to it.
-        after_eos = tokens.eq(self.config.eos_token_id).long().cumsum(dim=1) - tokens.eq(self.config.eos_token_id).long()
-        log_probabilities = log_probabilities.masked_fill(after_eos.gt(0), 0.0)
+        is_eos = tokens.eq(self.config.eos_token_id).long()
+        log_probabilities = log_probabilities.masked_fill((is_eos.cumsum(dim=1) - is_eos).gt(0), 0.0)
         texts = input_ids.size(0)
         # Beam search returns each text's beams consecutively, best first.
         best = torch.arange(texts, device=tokens.device) * num_beams

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from transformers import AutoTokenizer
 
+from su4mlc_hf import SU4MLCForMultiLabelClassification
+from su4mlc_hf.data import load_goemotions, prepare_datasets
+from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.recipe import PAPER_RECIPE, TrainingDataStatistics, apply_recipe, auto_recipe, recipe_settings
 from su4mlc_hf.trainer import SU4MLCTrainingArguments
 
@@ -73,3 +77,13 @@ def test_run_mlc_applies_the_auto_recipe_and_keeps_given_values(tmp_path):
     assert arguments["lr_scheduler_type"] == "linear" and arguments["lr_decay_per_epoch"] == 1.0
     assert arguments["early_stopping_patience"] == 3
     assert "decision_threshold" in config
+    # The evaluation reuses the validation scores of the decision's calibration: they are those of decoding the
+    # validation split again with the saved model.
+    model = SU4MLCForMultiLabelClassification.from_pretrained(output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    label_vocab = LabelVocabulary.from_id2label(model.config.id2label)
+    raw = load_goemotions(DATA_DIR / "goemotions")
+    prepared, *_ = prepare_datasets(raw, tokenizer=tokenizer, label_vocab=label_vocab)
+    _, scores = run_mlc.predict_split(model, tokenizer, prepared["validation"], label_vocab, batch_size=64)
+    evaluated = json.loads((output_dir / "eval_results.json").read_text())
+    assert evaluated == pytest.approx({**{f"eval_{name}": value for name, value in scores.items()}, "eval_samples": 100})
