@@ -147,13 +147,6 @@ def fit_baseline(name: str, classifier: str, c: float, features, label_matrix: n
     return estimator.fit(features, label_matrix)
 
 
-def decision_values(name: str, estimator, features) -> np.ndarray | None:
-    """Per-label decision values of BR and CC (None for LP, which picks a label set)."""
-    if name == "lp":
-        return None
-    return np.asarray(estimator.decision_function(features))
-
-
 def run_baselines(raw, label_vocab: LabelVocabulary) -> list[dict]:
     """Every baseline of `BASELINES`, each with its C, margin and empty-set rule chosen on validation micro-F1."""
     gold = {
@@ -173,28 +166,32 @@ def run_baselines(raw, label_vocab: LabelVocabulary) -> list[dict]:
         start = time.perf_counter()
         for c in C_GRID[classifier]:
             estimator = fit_baseline(name, classifier, c, train_features, gold["train"][:, seen])
-            choices = []
-            values = decision_values(name, estimator, features["validation"])
-            if values is None:
-                choices.append(({"C": c}, lambda split, e=estimator: e.predict(features[split])))
+            # Each split's outputs once per fitted model: LP's label sets, or BR's and CC's per-label decision values
+            # that every margin rule reads.
+            if name == "lp":
+                outputs = {split: estimator.predict(features[split]) for split in ("validation", "test")}
+                rules = [({"C": c}, lambda label_sets: label_sets)]
             else:
-                for margin in MARGINS:
-                    for top in (False, True):
-                        choices.append((
-                            {"C": c, "margin": margin, "top_label_when_empty": top},
-                            lambda split, e=estimator, m=margin, t=top: margin_decision(
-                                decision_values(name, e, features[split]), m, t
-                            ),
-                        ))
-            for chosen, predict in choices:
+                outputs = {
+                    split: np.asarray(estimator.decision_function(features[split])) for split in ("validation", "test")
+                }
+                rules = [
+                    (
+                        {"C": c, "margin": margin, "top_label_when_empty": top},
+                        lambda values, m=margin, t=top: margin_decision(values, m, t),
+                    )
+                    for margin in MARGINS
+                    for top in (False, True)
+                ]
+            for chosen, rule in rules:
                 predicted = np.zeros_like(gold["validation"])
-                predicted[:, seen] = predict("validation")
+                predicted[:, seen] = rule(outputs["validation"])
                 score = multilabel_scores(gold["validation"], predicted)["micro_f1"]
                 if best is None or score > best[0]:
-                    best = (score, chosen, predict)
-        score, chosen, predict = best
+                    best = (score, chosen, rule, outputs)
+        score, chosen, rule, outputs = best
         predicted = np.zeros_like(gold["test"])
-        predicted[:, seen] = predict("test")
+        predicted[:, seen] = rule(outputs["test"])
         records.append({
             "system": f"{name.upper()} {classifier}",
             "chosen": chosen,
