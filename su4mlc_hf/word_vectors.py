@@ -8,6 +8,7 @@ initialisation; the vectors are trained further with the model (as in most uses 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -32,16 +33,23 @@ class WordVectorsReport:
         )
 
 
-def word_vectors_dimension(path: str | os.PathLike) -> int:
-    """The dimension of the vectors in `path` (a word2vec header `count dimension` is skipped)."""
+def _vector_lines(path: str | os.PathLike) -> Iterator[tuple[int, list[str]]]:
+    """`(line number, [word, v1, ..., vd])` for each vector line of `path`, read one line at a time; a word2vec header
+    (`count dimension` on line 1) is skipped, and so are the trailing spaces some GloVe files leave."""
     with open(path, encoding="utf-8", errors="replace") as file:
         for line_number, line in enumerate(file, start=1):
-            fields = line.rstrip("\n").split(" ")
+            fields = line.rstrip("\n").rstrip(" ").split(" ")
             if line_number == 1 and len(fields) == 2 and all(field.isdigit() for field in fields):
-                continue  # word2vec's header line
-            if len(fields) < 2:
-                raise WordVectorsError(f"{path}, line {line_number}: expected a word and its vector components.")
-            return len(fields) - 1
+                continue
+            yield line_number, fields
+
+
+def word_vectors_dimension(path: str | os.PathLike) -> int:
+    """The dimension of the vectors in `path` (from its first vector line)."""
+    for line_number, fields in _vector_lines(path):
+        if len(fields) < 2:
+            raise WordVectorsError(f"{path}, line {line_number}: expected a word and its vector components.")
+        return len(fields) - 1
     raise WordVectorsError(f"{path}: holds no vectors.")
 
 
@@ -61,11 +69,8 @@ def load_word_vectors(path: str | os.PathLike, vocab: dict[str, int], embedding:
     dimension = embedding.embedding_dim
     found = 0
     words_read = 0
-    with open(path, encoding="utf-8", errors="replace") as file, torch.no_grad():
-        for line_number, line in enumerate(file, start=1):
-            fields = line.rstrip("\n").rstrip(" ").split(" ")
-            if line_number == 1 and len(fields) == 2 and all(field.isdigit() for field in fields):
-                continue
+    with torch.no_grad():
+        for line_number, fields in _vector_lines(path):
             words_read += 1
             if len(fields) != dimension + 1:
                 raise WordVectorsError(

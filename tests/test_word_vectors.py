@@ -38,6 +38,17 @@ def test_vocabulary_words_get_their_vectors_and_others_keep_theirs(tmp_path, hea
     assert torch.equal(embedding.weight[vocab["the"]], before[vocab["the"]])
 
 
+def test_trailing_spaces_do_not_count_as_a_component(tmp_path):
+    """Some GloVe files end each line with a space: the dimension and the vectors read it alike."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("cat 1 2 3 \ndog 4 5 6 \n", encoding="utf-8")
+    assert word_vectors_dimension(path) == 3
+    tokenizer = SU4MLCTokenizer.train_from_texts(["cat dog"], vocab_size=50)
+    embedding = torch.nn.Embedding(len(tokenizer), 3, padding_idx=0)
+    assert load_word_vectors(path, tokenizer.get_vocab(), embedding).vocabulary_words_found == 2
+    assert embedding.weight[tokenizer.get_vocab()["dog"]].tolist() == [4.0, 5.0, 6.0]
+
+
 def test_a_line_of_another_dimension_is_an_error_naming_the_line(tmp_path):
     path = tmp_path / "vectors.txt"
     path.write_text("cat 1 2 3\ndog 1 2\n", encoding="utf-8")
