@@ -45,10 +45,6 @@ class TrainingDataStatistics:
     mean_words: float
     num_labels: int
 
-    @property
-    def words_per_epoch(self) -> float:
-        return self.num_texts * self.mean_words
-
     @classmethod
     def from_split(cls, train_split, num_labels: int) -> "TrainingDataStatistics":
         """From a prepared training split (its `length` column counts the words the model reads)."""
