@@ -235,6 +235,8 @@ def run_su4mlc(dataset: str, seed: int, workdir: Path, extra: Sequence[str] = ()
         "threads": run_threads(output_dir),
         "width": config["hidden_size"],
         "decision_threshold": config.get("decision_threshold"),
+        "label_score_head_weight": config.get("label_score_head_weight"),
+        "epochs": json.loads((output_dir / "training_args.json").read_text(encoding="utf-8"))["num_train_epochs"],
     }
     print(json.dumps(record), flush=True)
     return record

@@ -129,6 +129,10 @@ class ModelArguments:
     label_head_loss_weight: float = field(
         default=0.0, metadata={"help": "Weight of the auxiliary per-label loss (0: no label head, the paper)."}
     )
+    label_head_ngram_features: int = field(
+        default=0,
+        metadata={"help": "Hashed word and bigram features of a linear classifier inside the label head (0: none)."},
+    )
     decision: Literal["sequence", "auto"] = field(
         default="sequence",
         metadata={
@@ -549,12 +553,16 @@ def calibrate_decision(model, tokenizer, validation_split, label_vocab: LabelVoc
     """Chooses the model's decision rule on the validation split (see `su4mlc_hf.decision`) and records it in
     `model.config.decision_threshold`. Returns the choice and the validation scores under the chosen rule, the same
     as [`predict_split`] gives (it decodes the split the same way), so the evaluation need not decode it again."""
-    best_sequences, scores = model.score_texts(validation_split["text"], tokenizer, batch_size=batch_size)
+    best_sequences, beam_scores, head_scores = model.score_texts(
+        validation_split["text"], tokenizer, batch_size=batch_size
+    )
     gold = validation_split[GOLD_LABELS_COLUMN]
     y_true = multi_hot((label_vocab.indices(labels, strict=False) for labels in gold), len(label_vocab))
-    choice = tune_decision_threshold(y_true, scores, multi_hot(best_sequences, len(label_vocab)))
+    choice = tune_decision_threshold(y_true, beam_scores, multi_hot(best_sequences, len(label_vocab)), head_scores)
     model.config.decision_threshold = choice.threshold
-    chosen = model.choose_labels(best_sequences, scores)
+    if choice.threshold is not None and choice.head_weight is not None:
+        model.config.label_score_head_weight = choice.head_weight
+    chosen = model.choose_labels(best_sequences, model.mix_label_scores(beam_scores, head_scores))
     return choice, label_name_scores(([label_vocab.labels[i] for i in row] for row in chosen), gold, label_vocab.labels)
 
 
@@ -635,10 +643,10 @@ def run_identity(
 
 
 def model_identity(config: SU4MLCConfig) -> dict:
-    """The model a run trains: the fields of its config that SU4MLC defines (but the decision threshold, which
-    training sets), and its labels in id order."""
+    """The model a run trains: the fields of its config that SU4MLC defines (but the decision rule's threshold and
+    label head weight, which training sets), and its labels in id order."""
     own_fields = {f.name for f in fields(SU4MLCConfig)} - {f.name for f in fields(PreTrainedConfig)}
-    own_fields.discard("decision_threshold")
+    own_fields -= {"decision_threshold", "label_score_head_weight"}
     return {
         "config": {name: getattr(config, name) for name in sorted(own_fields)},
         "labels": [config.id2label[index] for index in sorted(config.id2label)],

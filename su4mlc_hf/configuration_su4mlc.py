@@ -30,6 +30,7 @@ SIZE_FIELD_MAXIMA = {
     "max_labels": 4_096,
 }
 MAX_NUM_LABELS = 1_000_000
+MAX_NGRAM_FEATURES = 1 << 24
 MAX_DILATION_RATE = 1_024
 MAX_DILATION_LEVELS = 16
 MAX_MDC_PADDING = 1_024
@@ -110,11 +111,19 @@ class SU4MLCConfig(PretrainedConfig):
             max-pooled word annotations and semantic units, trained with binary cross-entropy beside the decoder's
             sequence loss. 0 (the paper) builds no such head. Its
             probabilities also enter the per-label scores (see `decision_threshold`).
+        label_head_ngram_features (`int`, *optional*, defaults to 0):
+            *Not in the paper.* With a label head: the number of hashed features of a linear classifier over each
+            text's words and word bigrams, whose logits the head adds to its own (see `SU4MLCBagOfNgrams`). 0 (the
+            paper): none.
+        label_score_head_weight (`float`, *optional*, defaults to 0.5):
+            *Not in the paper.* With a label head: the weight w of its probability in each label's score,
+            (1 - w) * beam marginal + w * head probability. `run_mlc.py` tunes it on the validation split with
+            `decision_threshold`.
         decision_threshold (`float`, *optional*):
             *Not in the paper.* How [`~SU4MLCForMultiLabelClassification.predict`] turns a text into a label set.
             None (the paper): the labels of the best generated sequence. A number in (0, 1): every label whose
-            per-label score (its probability of being in the set: summed over the final beams, averaged with the
-            label head's probability when there is one) reaches it, and the top-scoring label when none does.
+            per-label score (its probability of being in the set: summed over the final beams, mixed with the
+            label head's probability when there is one, see `label_score_head_weight`) reaches it, and the top-scoring label when none does.
             `run_mlc.py` tunes it on the validation split and keeps it only where it beats the best sequence.
 
     Generation parameters (beam size, banning repeated labels, ...) are not part of this config: they live in
@@ -150,6 +159,8 @@ class SU4MLCConfig(PretrainedConfig):
     max_labels: int = 16
     initializer_range: float = 0.1
     label_head_loss_weight: float = 0.0
+    label_head_ngram_features: int = 0
+    label_score_head_weight: float = 0.5
     decision_threshold: float | None = None
     pad_token_id: int | None = None
     bos_token_id: int | None = None
@@ -249,6 +260,10 @@ class SU4MLCConfig(PretrainedConfig):
         weight = self.label_head_loss_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 100.0:
             raise ValueError(f"SU4MLCConfig.label_head_loss_weight must be a number in [0, 100], got {weight!r}.")
+        check_integer_fields(self, {"label_head_ngram_features": MAX_NGRAM_FEATURES}, minimum=0)
+        head_weight = self.label_score_head_weight
+        if isinstance(head_weight, bool) or not isinstance(head_weight, (int, float)) or not 0.0 <= head_weight <= 1.0:
+            raise ValueError(f"SU4MLCConfig.label_score_head_weight must be a number in [0, 1], got {head_weight!r}.")
         threshold = self.decision_threshold
         if threshold is not None and (
             isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0
@@ -263,7 +278,8 @@ class SU4MLCConfig(PretrainedConfig):
         encoder = 2 * self.encoder_layers * 4 * direction * (max(embedding, 2 * direction) + direction + 2)
         mdc = len(self.mdc_dilation_rates) * (hidden * hidden * self.mdc_kernel_size + hidden)
         decoder = self.decoder_layers * 4 * hidden * (max(embedding, hidden) + hidden + 2) + 6 * hidden * hidden
-        return (self.source_vocab_size + labels) * embedding + encoder + mdc + decoder + (2 * hidden + 1) * labels
+        ngrams = self.label_head_ngram_features * self.num_labels
+        return (self.source_vocab_size + labels) * embedding + encoder + mdc + decoder + (2 * hidden + 1) * labels + ngrams
 
     @property
     def label_vocab_size(self) -> int:

@@ -95,6 +95,12 @@ def _paper_deviations(config: SU4MLCConfig) -> list[str]:
             "an auxiliary per-label sigmoid head over the max-pooled word annotations and semantic units, trained with "
             f"binary cross-entropy (`label_head_loss_weight={config.label_head_loss_weight}`; not in the paper)"
         )
+    if getattr(config, "label_head_ngram_features", 0) > 0:
+        deviations.append(
+            "a linear classifier over each text's words and word bigrams, hashed into "
+            f"`label_head_ngram_features={config.label_head_ngram_features}` features, inside that head (not in the "
+            "paper)"
+        )
     if getattr(config, "decision_threshold", None) is not None:
         deviations.append(
             "labels chosen by their score (probability of being in the set) >= "

@@ -478,13 +478,63 @@ class SU4MLCDecoder(nn.Module):
         return self.output_layer(self.dropout(outputs)), next_cache, tuple(weights)
 
 
+class SU4MLCBagOfNgrams(nn.Module):
+    """
+    *Not in the paper*: a linear classifier over each text's bag of words and word bigrams, hashed into
+    `config.label_head_ngram_features` features, whose logits the label head adds to its own. Why: with thousands of
+    training texts the recurrent encoder learns a label's rare but telling words slowly, while a linear model over
+    n-grams learns them in a few passes (it is what the linear baselines are); trained jointly, the recurrent part
+    learns what the n-grams miss. A text's features are weighted 1 / sqrt(their count), as a binary bag normalised
+    to unit length, and the sum multiplied by `LOGIT_SCALE`.
+    """
+
+    # Why a scale: the unit-length features are small (0.06 for a Reuters article of 120 words), and Adam moves each
+    # weight by about the learning rate per update, so unscaled logits grow too slowly: a Reuters model of the n-grams
+    # alone reached validation micro-F1 0.70 after 6 epochs unscaled, 0.81 after 3 at 10 and 0.82 after 1 at 30.
+    LOGIT_SCALE = 10.0
+    # Multipliers of the hash (Knuth's and xxHash's 32-bit primes); word ids stay below 2^23, so the products fit
+    # in int64.
+    LEFT, RIGHT, UNIGRAM = 2654435761, 2246822519, 3266489917
+
+    def __init__(self, config: SU4MLCConfig):
+        super().__init__()
+        self.num_features = config.label_head_ngram_features
+        self.weights = nn.EmbeddingBag(self.num_features, config.num_labels, mode="sum")
+
+    def features(self, input_ids: torch.LongTensor, mask: torch.BoolTensor) -> tuple[torch.LongTensor, torch.Tensor]:
+        """
+        `(batch, length)` word ids and mask → `(batch, 2 * length - 1)` feature ids (the words, then the bigrams)
+        and their weights (0 where a word or bigram is padding).
+        """
+        left, right = input_ids[:, :-1], input_ids[:, 1:]
+        unigrams = (input_ids * self.LEFT) ^ self.UNIGRAM
+        bigrams = (left * self.LEFT) ^ (right * self.RIGHT)
+        ids = torch.cat([unigrams, bigrams], dim=1).remainder(self.num_features)
+        present = torch.cat([mask, mask[:, :-1] & mask[:, 1:]], dim=1).float()
+        return ids, present * present.sum(dim=1, keepdim=True).clamp(min=1.0).rsqrt()
+
+    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): word ids.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`): 1 at real words.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch_size, num_labels)`: one logit per label.
+        """
+        if input_ids.size(1) == 0:
+            return self.weights.weight.new_zeros(input_ids.size(0), self.weights.embedding_dim)
+        ids, weights = self.features(input_ids, attention_mask.bool())
+        return self.LOGIT_SCALE * self.weights(ids, per_sample_weights=weights.to(self.weights.weight.dtype))
+
+
 class SU4MLCLabelHead(nn.Module):
     """
     *Not in the paper*: an auxiliary per-label sigmoid classifier over the max-pooled word annotations h and, for
     the variants that compute them, the max-pooled semantic units g, trained with binary cross-entropy beside the
     sequence loss (`config.label_head_loss_weight`). Why: the sequence loss teaches a label only at the step its
     target sequence names it, so rare labels get few gradient signals; the per-label loss gives every label one
-    signal per text, and its probabilities, averaged with the beam marginals, make better per-label scores.
+    signal per text, and its probabilities, mixed with the beam marginals, make better per-label scores.
     """
 
     def __init__(self, config: SU4MLCConfig):
@@ -492,16 +542,25 @@ class SU4MLCLabelHead(nn.Module):
         self.pools_units = config.attention in ("mdc", "additive", "hybrid")
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear((2 if self.pools_units else 1) * config.hidden_size, config.num_labels)
+        self.ngrams = SU4MLCBagOfNgrams(config) if getattr(config, "label_head_ngram_features", 0) else None
 
     @staticmethod
     def _max_pool(memory: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
         """`(batch, length, hidden)` → `(batch, hidden)`: the maximum over the unmasked positions."""
         return memory.masked_fill(~mask[..., None], torch.finfo(memory.dtype).min).amax(dim=1)
 
-    def forward(self, encoder_outputs: SU4MLCEncoderOutput) -> torch.Tensor:
+    def forward(
+        self,
+        encoder_outputs: SU4MLCEncoderOutput,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """
         Args:
             encoder_outputs ([`SU4MLCEncoderOutput`]): the encoded texts.
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`, *optional*):
+                Their word ids; needed when the head has a bag of n-grams (`config.label_head_ngram_features`).
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*): 1 at real words.
 
         Returns:
             `torch.FloatTensor` of shape `(batch_size, num_labels)`: one logit per label.
@@ -509,7 +568,14 @@ class SU4MLCLabelHead(nn.Module):
         pooled = [self._max_pool(encoder_outputs.last_hidden_state, encoder_outputs.source_mask)]
         if self.pools_units:
             pooled.append(self._max_pool(encoder_outputs.semantic_units, encoder_outputs.semantic_unit_mask))
-        return self.classifier(self.dropout(torch.cat(pooled, dim=-1)))
+        logits = self.classifier(self.dropout(torch.cat(pooled, dim=-1)))
+        if self.ngrams is not None:
+            if input_ids is None:
+                raise ValueError("This label head reads the texts' n-grams: pass `input_ids` with the encoding.")
+            if attention_mask is None:
+                attention_mask = input_ids.ne(WORD_PAD_ID)
+            logits = logits + self.ngrams(input_ids, attention_mask)
+        return logits
 
 
 @dataclass
@@ -523,8 +589,8 @@ class SU4MLCLabelScores(ModelOutput):
         step_probabilities (`torch.FloatTensor` of shape `(batch_size, generated_length)`):
             P(y_t | y_<t, x) of each token of `sequences`, from the model's raw distribution.
         label_scores (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
-            Each label's probability of being in the text's label set: the beam marginals, averaged with the label
-            head's probabilities when the model has a head.
+            Each label's probability of being in the text's label set: the beam marginals, mixed with the label
+            head's probabilities when the model has a head (`config.label_score_head_weight`).
         beam_label_probabilities (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Σ over the final beams of P(sequence | x) where the label occurs, normalised over the beams. With one
             beam (greedy), the probability of the step that emitted the label, 0 for the others.
@@ -597,6 +663,9 @@ class SU4MLCPreTrainedModel(PreTrainedModel):
             init.uniform_(module.weight, -bound, bound)
             if module.padding_idx is not None:
                 init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.EmbeddingBag):
+            # The n-gram classifier starts as no opinion: the head's first logits are those of the pooled encoding.
+            init.zeros_(module.weight)
         else:
             super()._init_weights(module)
 
@@ -821,7 +890,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             if self.label_head is not None:
                 # Summed over labels, averaged over texts: the negative log-likelihood of the label set under
                 # independent sigmoids, on the same per-text scale as the sequence loss.
-                label_logits = self.label_head(encoder_outputs)
+                label_logits = self.label_head(encoder_outputs, input_ids, attention_mask)
                 per_label = nn.functional.binary_cross_entropy_with_logits(
                     label_logits.float(), self.label_multi_hot(labels.to(logits.device)), reduction="none"
                 )
@@ -947,14 +1016,12 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             emitted = labels_per_beam[:, 0].gather(1, indices) * step_probabilities.float() * is_label
             beam_label_probabilities.scatter_reduce_(1, indices, emitted, reduce="amax")
         head_label_probabilities = None
-        label_scores = beam_label_probabilities
         if self.label_head is not None:
-            head_label_probabilities = self.label_head(encoder_outputs).float().sigmoid()
-            label_scores = (beam_label_probabilities + head_label_probabilities) / 2
+            head_label_probabilities = self.label_head(encoder_outputs, input_ids, attention_mask).float().sigmoid()
         return SU4MLCLabelScores(
             sequences=sequences,
             step_probabilities=step_probabilities,
-            label_scores=label_scores,
+            label_scores=self.mix_label_scores(beam_label_probabilities, head_label_probabilities),
             beam_label_probabilities=beam_label_probabilities,
             head_label_probabilities=head_label_probabilities,
         )
@@ -968,11 +1035,12 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         max_length: int | None = None,
         progress_bar: bool = False,
         **generate_kwargs,
-    ) -> tuple[list[list[int]], np.ndarray]:
+    ) -> tuple[list[list[int]], np.ndarray, np.ndarray | None]:
         """
         [`score_labels`] over raw texts in batches of similar length: for each text the label indices of its best
-        sequence (in generation order), and a `(len(texts), num_labels)` array of label scores. `progress_bar` shows
-        one over the batches.
+        sequence (in generation order), and two `(len(texts), num_labels)` arrays: the beam marginals and the label
+        head's probabilities (None without a head); [`mix_label_scores`] makes the label scores of them.
+        `progress_bar` shows one over the batches.
         """
         self.check_tokenizer(tokenizer)
         texts = list(texts)  # e.g. a `datasets` column
@@ -982,7 +1050,8 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         # texts hold 3.6x their words and decode 3.4x slower.)
         order = sorted(range(len(texts)), key=lambda index: len(word_ids[index]))
         best_sequences: list[list[int]] = [[] for _ in texts]
-        scores = np.zeros((len(texts), self.config.num_labels), dtype=np.float32)
+        beam_scores = np.zeros((len(texts), self.config.num_labels), dtype=np.float32)
+        head_scores = None if self.label_head is None else np.zeros_like(beam_scores)
         was_training = self.training
         self.eval()
         for start in tqdm(range(0, len(texts), batch_size), desc="Predicting", unit="batch", disable=not progress_bar):
@@ -990,11 +1059,24 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             batch = tokenizer.pad({"input_ids": [word_ids[index] for index in indices]}, return_tensors="pt")
             batch = batch.to(self.device)
             scored = self.score_labels(batch["input_ids"], batch["attention_mask"], **generate_kwargs)
-            scores[indices] = scored.label_scores.cpu().numpy()
+            beam_scores[indices] = scored.beam_label_probabilities.cpu().numpy()
+            if head_scores is not None:
+                head_scores[indices] = scored.head_label_probabilities.cpu().numpy()
             for index, row in zip(indices, scored.sequences.tolist()):
                 best_sequences[index] = [label_vocab.label2index[label] for label in label_vocab.decode(row)]
         self.train(was_training)
-        return best_sequences, scores
+        return best_sequences, beam_scores, head_scores
+
+    def mix_label_scores(self, beam_scores, head_scores, head_weight: float | None = None):
+        """
+        The label scores: the beam marginals, or with a label head `(1 - w) * beam + w * head`, w being
+        `head_weight` or else `config.label_score_head_weight` (tensors or arrays, any shape).
+        """
+        if head_scores is None:
+            return beam_scores
+        if head_weight is None:
+            head_weight = getattr(self.config, "label_score_head_weight", 0.5)
+        return (1 - head_weight) * beam_scores + head_weight * head_scores
 
     def predict(
         self,
@@ -1044,9 +1126,10 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             )
         if not texts:
             return []
-        best_sequences, scores = self.score_texts(
+        best_sequences, beam_scores, head_scores = self.score_texts(
             texts, tokenizer, batch_size=batch_size, max_length=max_length, progress_bar=progress_bar, **generate_kwargs
         )
+        scores = self.mix_label_scores(beam_scores, head_scores)
         chosen = self.choose_labels(best_sequences, scores, decision_threshold, all_labels)
         labels = [self.config.id2label[index] for index in range(self.config.num_labels)]
         results = [

@@ -285,6 +285,43 @@ def test_label_head_adds_a_per_label_loss():
     torch.testing.assert_close(output.loss, sequence_loss + 0.5 * bce)
 
 
+def test_ngram_bag_is_a_linear_classifier_over_the_hashed_words_and_bigrams_of_each_text():
+    """The label head's n-gram classifier: a text's logits are the sum of the weight rows of its words and bigrams,
+    each weighted 1 / sqrt(their count) (times a constant scale), whatever the padding and the batch around it."""
+    model = tiny_model(seed=4, label_head_loss_weight=1.0, label_head_ngram_features=64)
+    bag = model.label_head.ngrams
+    torch.nn.init.normal_(bag.weights.weight)
+    input_ids, attention_mask = random_batch([6, 3, 1], seed=5)
+    logits = bag(input_ids, attention_mask)
+    for row, length in enumerate([6, 3, 1]):
+        words = input_ids[row, :length].tolist()
+        ngrams = [(word,) for word in words] + list(zip(words, words[1:]))
+        expected = sum(bag.weights.weight[hashed_ngram(ngram, 64)] for ngram in ngrams) / len(ngrams) ** 0.5
+        expected = bag.LOGIT_SCALE * expected
+        torch.testing.assert_close(logits[row], expected)
+        alone = bag(input_ids[row : row + 1, :length], attention_mask[row : row + 1, :length])
+        torch.testing.assert_close(alone[0], logits[row])
+    # The head adds them to the logits of the pooled encoding.
+    encoded = model.encoder(input_ids, attention_mask)
+    model.label_head.ngrams = None
+    pooled = model.label_head(encoded)
+    model.label_head.ngrams = bag
+    torch.testing.assert_close(model.label_head(encoded, input_ids, attention_mask), pooled + logits)
+    with pytest.raises(ValueError, match="input_ids"):
+        model.label_head(encoded)
+
+
+def hashed_ngram(ngram: tuple[int, ...], num_features: int) -> int:
+    """The feature of a word or a bigram, written out with Python's integers (wrapped to int64 as torch does)."""
+    from su4mlc_hf.modeling_su4mlc import SU4MLCBagOfNgrams as Bag
+
+    if len(ngram) == 1:
+        value = (ngram[0] * Bag.LEFT) ^ Bag.UNIGRAM
+    else:
+        value = (ngram[0] * Bag.LEFT) ^ (ngram[1] * Bag.RIGHT)
+    return value % num_features
+
+
 def test_threshold_decision_keeps_labels_at_or_above_it_and_the_top_one_otherwise():
     from su4mlc_hf.decision import threshold_decision, tune_decision_threshold
 
@@ -297,6 +334,27 @@ def test_threshold_decision_keeps_labels_at_or_above_it_and_the_top_one_otherwis
     assert choice.threshold is not None and 0.3 < choice.threshold <= 0.6 and choice.threshold_micro_f1 == 1.0
     # Scores that rank a wrong label first: the best sequence is kept.
     assert tune_decision_threshold(gold, 1 - gold, gold).threshold is None
+
+
+def test_decision_tuning_weighs_the_label_head_where_it_scores_better():
+    """Uninformative beam marginals and a head that separates the labels: the tuned rule leans on the head, and its
+    weight goes into the mix that `mix_label_scores` (and so `predict`) uses."""
+    from su4mlc_hf.decision import HEAD_WEIGHT_GRID, tune_decision_threshold
+
+    generator = np.random.default_rng(0)
+    gold = (generator.random((200, 6)) < 0.3).astype(int)
+    gold[np.arange(200), generator.integers(0, 6, 200)] = 1
+    beam, head = generator.random(gold.shape), 0.1 + 0.8 * gold
+    sequence = np.eye(6, dtype=int)[generator.integers(0, 6, 200)]
+    choice = tune_decision_threshold(gold, beam, sequence, head)
+    assert choice.head_weight in HEAD_WEIGHT_GRID and choice.head_weight >= 0.75
+    assert choice.threshold is not None and choice.threshold_micro_f1 == choice.threshold_macro_f1 == 1.0
+    assert tune_decision_threshold(gold, beam, sequence).head_weight is None
+
+    model = tiny_model(label_head_loss_weight=1.0, label_score_head_weight=choice.head_weight)
+    expected = (1 - choice.head_weight) * beam + choice.head_weight * head
+    np.testing.assert_allclose(model.mix_label_scores(beam, head), expected)
+    np.testing.assert_allclose(model.mix_label_scores(beam, None), beam)
 
 
 def test_predict_decision_threshold_and_all_labels():

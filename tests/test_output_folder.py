@@ -258,7 +258,7 @@ def test_too_little_free_space_fails_before_training(small_disk):
         run_mlc.main(short_run_argv(output_dir))
     message = str(error.value)
     assert re.fullmatch(
-        f"The output folder {output_dir} has [0-9.]+ KB free, and this run needs about [0-9.]+ KB \\(checkpoints and "
+        f"The output folder {output_dir} has [0-9.]+ KB free, and this run needs about [0-9.]+ [KM]B \\(checkpoints and "
         "the final model\\); free some space or choose another --output_dir.",
         message,
     )

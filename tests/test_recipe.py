@@ -28,13 +28,14 @@ def test_paper_recipe_is_the_paper_and_the_argument_defaults():
     assert PAPER_RECIPE["hidden_size"] == model_defaults.hidden_size == 512
     assert PAPER_RECIPE["embedding_size"] == model_defaults.embedding_size == 512
     assert PAPER_RECIPE["label_head_loss_weight"] == 0.0 and PAPER_RECIPE["decision"] == "sequence"
+    assert PAPER_RECIPE["label_head_ngram_features"] == model_defaults.label_head_ngram_features == 0
 
 
 @pytest.mark.parametrize(
     "num_texts, mean_words, batch, min_epochs, max_epochs",
     [
         (800, 160.0, 32, 20, 30),  # AAPD-sized: many epochs of few texts
-        (7_270, 150.0, 32, 5, 30),  # Reuters-sized
+        (7_270, 150.0, 32, 4, 30),  # Reuters-sized
         (43_410, 13.0, 64, 3, 12),  # GoEmotions-sized: many short texts
         (800_000, 120.0, 64, 1, 3),  # RCV1-sized: the cost cap holds epochs down
     ],
@@ -44,6 +45,17 @@ def test_auto_recipe_rules(num_texts, mean_words, batch, min_epochs, max_epochs)
     assert settings["per_device_train_batch_size"] == batch
     assert min_epochs <= settings["num_train_epochs"] <= max_epochs
     assert settings["lr_decay_per_epoch"] == 1.0 and settings["decision"] == "auto"
+
+
+@pytest.mark.parametrize(
+    "num_texts, num_labels, features",
+    [(43_410, 28, 2**19), (6_921, 90, 186_413), (6_921, 4_000, 4_194), (6_921, 10**5, 2**12), (1_000, 28, 100_000)],
+)
+def test_ngram_features_fill_the_weight_budget_over_the_labels(num_texts, num_labels, features):
+    """The n-gram classifier gets at most 2^24 weights (features x labels), no more features than the training
+    split has word and bigram occurrences (here 100 per text), within [2^12, 2^19] features."""
+    settings = auto_recipe(TrainingDataStatistics(num_texts=num_texts, mean_words=50.0, num_labels=num_labels))
+    assert settings["label_head_ngram_features"] == features
 
 
 def test_given_values_win_over_the_recipe():
