@@ -161,19 +161,23 @@ class LabelVocabulary:
         return token_ids + [self.eos_id]
 
     def decode(self, token_ids: Iterable[int]) -> list[str]:
-        """Turns generated token ids back into label names.
+        """Turns generated token ids back into label names (see [`decode_indices`])."""
+        return [self.labels[index] for index in self.decode_indices(token_ids)]
+
+    def decode_indices(self, token_ids: Iterable[int]) -> list[int]:
+        """Turns generated token ids into label indices, in generation order (label token id i is label i).
 
         Special tokens and ids outside the label range are dropped (never mapped to some label);
         reading stops at the first EOS; a repeated label is kept once, at its first position.
         """
-        labels: list[str] = []
+        indices: list[int] = []
         for token_id in token_ids:
             token_id = int(token_id)
             if token_id == self.eos_id:
                 break
-            if 0 <= token_id < len(self.labels) and self.labels[token_id] not in labels:
-                labels.append(self.labels[token_id])
-        return labels
+            if 0 <= token_id < len(self.labels) and token_id not in indices:
+                indices.append(token_id)
+        return indices
 
     def indices(self, labels: Iterable[str], strict: bool = True) -> list[int]:
         """Label indices (0-based among real labels) of a label set, sorted; with `strict=False`

@@ -1063,7 +1063,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             if head_scores is not None:
                 head_scores[indices] = scored.head_label_probabilities.cpu().numpy()
             for index, row in zip(indices, scored.sequences.tolist()):
-                best_sequences[index] = [label_vocab.label2index[label] for label in label_vocab.decode(row)]
+                best_sequences[index] = label_vocab.decode_indices(row)
         self.train(was_training)
         return best_sequences, beam_scores, head_scores
 

@@ -35,7 +35,8 @@ def test_label_token_ids_are_label_indices_and_special_tokens_follow_the_labels(
 
 def test_decode_drops_special_and_out_of_range_tokens_and_stops_at_eos():
     vocab = LabelVocabulary(["a", "b", "c"])
-    assert vocab.decode([vocab.bos_id, 2, vocab.pad_id, 0, 99, -100, 2, vocab.eos_id, 1]) == ["c", "a"]
+    generated = [vocab.bos_id, 2, vocab.pad_id, 0, 99, -100, 2, vocab.eos_id, 1]
+    assert vocab.decode(generated) == ["c", "a"] and vocab.decode_indices(generated) == [2, 0]
 
 
 def test_unknown_label_is_a_clear_error():
