@@ -278,9 +278,10 @@ def build_report(records_by_dataset: dict[str, dict]) -> str:
         neural = [record for record in run["records"] if "seed" in record]
         if neural:
             cells = [mean_std([record["test"][metric] for record in neural]) for metric in METRICS]
-            minutes = mean_std([record["train_minutes"] for record in neural])
-            choice = ", ".join(
-                f"seed {record['seed']}: width {record['width']}, threshold {record['decision_threshold']}"
+            minutes = ", ".join(f"{record['train_minutes']:.1f}" for record in neural)
+            choice = "; ".join(
+                f"seed {record['seed']}: width {record['width']}, {record['epochs']:g} epochs, threshold "
+                f"{record['decision_threshold']}, head weight {record.get('label_score_head_weight')}"
                 for record in neural
             )
             lines.append(f"| SU4MLC, `run_mlc.py` defaults ({len(neural)} seeds) | {' | '.join(cells)} | {minutes} | "
