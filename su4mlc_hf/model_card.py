@@ -106,6 +106,12 @@ def _paper_deviations(config: SU4MLCConfig) -> list[str]:
             "labels chosen by their score (probability of being in the set) >= "
             f"`decision_threshold={config.decision_threshold}`, tuned on validation, instead of the best sequence's "
             "labels (not in the paper)"
+            + (
+                f"; the score mixes the beam marginal and the label head's probability with head weight "
+                f"`label_score_head_weight={config.label_score_head_weight}`"
+                if getattr(config, "label_head_loss_weight", 0.0) > 0
+                else ""
+            )
         )
     return deviations
 
