@@ -23,6 +23,16 @@ THRESHOLD_GRID = tuple(round(value, 3) for value in np.arange(0.05, 0.951, 0.025
 HEAD_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def mix_label_scores(beam_scores, head_scores, head_weight: float):
+    """
+    The label scores of a model with a label head: `(1 - w) * beam + w * head` for head weight w (tensors or arrays
+    of any one shape); the beam marginals alone without a head (`head_scores` None).
+    """
+    if head_scores is None:
+        return beam_scores
+    return (1 - head_weight) * beam_scores + head_weight * head_scores
+
+
 def threshold_decision(scores: np.ndarray, threshold: float) -> np.ndarray:
     """
     Args:
@@ -86,7 +96,7 @@ def tune_decision_threshold(
     weights = (None,) if head_scores is None else HEAD_WEIGHT_GRID
     by_rule = {}
     for weight in weights:
-        scores = beam_scores if weight is None else (1 - weight) * beam_scores + weight * head_scores
+        scores = mix_label_scores(beam_scores, head_scores, weight)
         for threshold in THRESHOLD_GRID:
             by_rule[weight, threshold] = multilabel_scores(y_true, threshold_decision(scores, threshold))
     weight, best = max(
@@ -110,4 +120,12 @@ def objective(scores: dict[str, float]) -> float:
     return scores["micro_f1"] + scores["macro_f1"]
 
 
-__all__ = ["DecisionChoice", "HEAD_WEIGHT_GRID", "THRESHOLD_GRID", "objective", "threshold_decision", "tune_decision_threshold"]
+__all__ = [
+    "DecisionChoice",
+    "HEAD_WEIGHT_GRID",
+    "THRESHOLD_GRID",
+    "mix_label_scores",
+    "objective",
+    "threshold_decision",
+    "tune_decision_threshold",
+]

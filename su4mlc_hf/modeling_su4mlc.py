@@ -18,7 +18,7 @@ from transformers.utils import GENERATION_CONFIG_NAME, SAFE_WEIGHTS_NAME, ModelO
 from transformers.utils.logging import tqdm
 
 from .configuration_su4mlc import SU4MLCConfig, check_generation_config
-from .decision import threshold_decision
+from .decision import mix_label_scores, threshold_decision
 from .label_vocab import (
     LABEL_TOKEN_LAYOUT,
     LEGACY_LABEL_TOKEN_LAYOUT,
@@ -1072,11 +1072,9 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         The label scores: the beam marginals, or with a label head `(1 - w) * beam + w * head`, w being
         `head_weight` or else `config.label_score_head_weight` (tensors or arrays, any shape).
         """
-        if head_scores is None:
-            return beam_scores
         if head_weight is None:
             head_weight = getattr(self.config, "label_score_head_weight", 0.5)
-        return (1 - head_weight) * beam_scores + head_weight * head_scores
+        return mix_label_scores(beam_scores, head_scores, head_weight)
 
     def predict(
         self,
