@@ -123,7 +123,8 @@ class SU4MLCConfig(PretrainedConfig):
             *Not in the paper.* How [`~SU4MLCForMultiLabelClassification.predict`] turns a text into a label set.
             None (the paper): the labels of the best generated sequence. A number in (0, 1): every label whose
             per-label score (its probability of being in the set: summed over the final beams, mixed with the
-            label head's probability when there is one, see `label_score_head_weight`) reaches it, and the top-scoring label when none does.
+            label head's probability when there is one, see `label_score_head_weight`) reaches it, and the
+            top-scoring label when none does.
             `run_mlc.py` tunes it on the validation split and keeps it only where it beats the best sequence.
 
     Generation parameters (beam size, banning repeated labels, ...) are not part of this config: they live in
@@ -199,8 +200,10 @@ class SU4MLCConfig(PretrainedConfig):
                 raise ValueError(f"SU4MLCConfig.{field}={getattr(self, field)!r} is not one of {allowed}.")
 
     def _check_sizes(self) -> None:
-        """Each size field is an integer in [1, its maximum]; the whole model stays under `MAX_PARAMETERS`."""
+        """Each size field is an integer in [1, its maximum] (`label_head_ngram_features` in [0, its maximum]), checked
+        before the parameter count reads them; the whole model stays under `MAX_PARAMETERS`."""
         check_integer_fields(self, SIZE_FIELD_MAXIMA)
+        check_integer_fields(self, {"label_head_ngram_features": MAX_NGRAM_FEATURES}, minimum=0)
         if self.direction_merge == "concat" and self.hidden_size % 2:
             raise ValueError(
                 f"SU4MLCConfig.hidden_size={self.hidden_size} must be even with direction_merge='concat': "
@@ -260,7 +263,6 @@ class SU4MLCConfig(PretrainedConfig):
         weight = self.label_head_loss_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 100.0:
             raise ValueError(f"SU4MLCConfig.label_head_loss_weight must be a number in [0, 100], got {weight!r}.")
-        check_integer_fields(self, {"label_head_ngram_features": MAX_NGRAM_FEATURES}, minimum=0)
         head_weight = self.label_score_head_weight
         if isinstance(head_weight, bool) or not isinstance(head_weight, (int, float)) or not 0.0 <= head_weight <= 1.0:
             raise ValueError(f"SU4MLCConfig.label_score_head_weight must be a number in [0, 1], got {head_weight!r}.")
@@ -278,8 +280,8 @@ class SU4MLCConfig(PretrainedConfig):
         encoder = 2 * self.encoder_layers * 4 * direction * (max(embedding, 2 * direction) + direction + 2)
         mdc = len(self.mdc_dilation_rates) * (hidden * hidden * self.mdc_kernel_size + hidden)
         decoder = self.decoder_layers * 4 * hidden * (max(embedding, hidden) + hidden + 2) + 6 * hidden * hidden
-        ngrams = self.label_head_ngram_features * self.num_labels
-        return (self.source_vocab_size + labels) * embedding + encoder + mdc + decoder + (2 * hidden + 1) * labels + ngrams
+        head = (2 * hidden + 1) * labels + self.label_head_ngram_features * self.num_labels
+        return (self.source_vocab_size + labels) * embedding + encoder + mdc + decoder + head
 
     @property
     def label_vocab_size(self) -> int:

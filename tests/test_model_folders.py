@@ -106,6 +106,7 @@ def test_a_truncated_tokenizer_json_is_an_error_naming_it(tmp_path):
         ({"source_vocab_size": 4_000_000, "embedding_size": 16_384}, "parameters, more than the 2,147,483,648"),
         ({"label_token_layout": "sideways"}, "label_token_layout='sideways' is not one of"),
         ({"label_score_head_weight": 1.5}, r"label_score_head_weight must be a number in \[0, 1\]"),
+        ({"label_head_ngram_features": "x"}, "label_head_ngram_features must be an integer"),
         ({"label_head_ngram_features": -1}, r"label_head_ngram_features must be an integer in \[0, 16,777,216\]"),
     ],
 )
