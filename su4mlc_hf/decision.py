@@ -99,9 +99,12 @@ def tune_decision_threshold(
         scores = mix_label_scores(beam_scores, head_scores, weight)
         for threshold in THRESHOLD_GRID:
             by_rule[weight, threshold] = multilabel_scores(y_true, threshold_decision(scores, threshold))
-    weight, best = max(
-        by_rule, key=lambda rule: (objective(by_rule[rule]), -abs(rule[1] - 0.5), -abs((rule[0] or 0.5) - 0.5))
-    )
+
+    def preference(rule: tuple[float | None, float]) -> tuple[float, float, float]:
+        weight, threshold = rule
+        return objective(by_rule[rule]), -abs(threshold - 0.5), -abs((0.5 if weight is None else weight) - 0.5)
+
+    weight, best = max(by_rule, key=preference)
     return DecisionChoice(
         threshold=best if objective(by_rule[weight, best]) > objective(sequence) else None,
         best_threshold=best,

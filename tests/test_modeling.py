@@ -350,6 +350,8 @@ def test_decision_tuning_weighs_the_label_head_where_it_scores_better():
     assert choice.head_weight in HEAD_WEIGHT_GRID and choice.head_weight >= 0.75
     assert choice.threshold is not None and choice.threshold_micro_f1 == choice.threshold_macro_f1 == 1.0
     assert tune_decision_threshold(gold, beam, sequence).head_weight is None
+    # Scores the weight cannot change (the head says what the beams say): the tie goes to the weight nearest 0.5.
+    assert tune_decision_threshold(gold, head, sequence, head).head_weight == 0.5
 
     model = tiny_model(label_head_loss_weight=1.0, label_score_head_weight=choice.head_weight)
     expected = (1 - choice.head_weight) * beam + choice.head_weight * head
