@@ -476,6 +476,11 @@ def measure_decoding(accelerator, model, word_ids, num_beams, batch_size, floor_
 # --------------------------------------------------------------------------------------------------------------
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 kernels (the LSTM's among them) on this CPU (AVX-512 BF16 or AMX)."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="cpu", help="model size (ignored with --model)")
@@ -514,6 +519,9 @@ def main(argv=None) -> dict:
     if args.mixed_precision == "fp16" and device.type == "cpu":
         # accelerate would run float32 there and the results would still say fp16.
         raise SystemExit("--mixed-precision fp16 needs a GPU; on a CPU use bf16")
+    if args.mixed_precision == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+        # oneDNN has no bfloat16 LSTM there: the first forward pass would fail deep inside torch.lstm.
+        raise SystemExit(f"--mixed-precision bf16: this CPU ({cpu_model_name()}) has no bfloat16 support in oneDNN")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     train_batches = args.train_batches or (8 if args.quick else 40)

@@ -135,7 +135,13 @@ def test_speed_benchmark_decodes_with_a_saved_model(tmp_path):
 def test_speed_benchmark_trains_and_decodes_under_bf16_autocast(tmp_path):
     """`--mixed-precision bf16 --cpu`: training and decoding run their products in bfloat16 (every linear layer's
     output, seen by a hook) and still give finite figures, a finite loss and label sequences; the floor is measured
-    in bfloat16 too."""
+    in bfloat16 too. On a CPU without bfloat16 kernels, the benchmark refuses."""
+    if not speed.cpu_supports_bf16():
+        # Without bfloat16 kernels the benchmark refuses at once, naming the CPU, and writes nothing.
+        with pytest.raises(SystemExit, match="has no bfloat16 support"):
+            run_benchmark(tmp_path / "speed-bf16.json", "--config", "tiny", "--mixed-precision", "bf16", "--cpu")
+        assert not (tmp_path / "speed-bf16.json").exists()
+        return
     output_dtypes = set()  # (training?, dtype) of every nn.Linear output
 
     def record_dtype(module, inputs, output):
