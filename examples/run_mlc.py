@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Literal
 
 import datasets
+import numpy as np
 import torch
 import transformers
 from transformers import HfArgumentParser, PreTrainedConfig, TrainerState, set_seed
@@ -65,6 +66,7 @@ from su4mlc_hf.decision import tune_decision_threshold
 from su4mlc_hf.explain import save_attention_figure
 from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.metrics import label_name_scores, multi_hot
+from su4mlc_hf.ngram_fit import fit_ngram_classifier
 from su4mlc_hf.output_folder import OutputFolder, OutputFolderError, atomic_open, files_fingerprint, is_disk_full
 from su4mlc_hf.recipe import PAPER_RECIPE, TrainingDataStatistics, apply_recipe, recipe_settings
 from su4mlc_hf.trainer import SU4MLCTrainer, SU4MLCTrainingArguments
@@ -132,6 +134,13 @@ class ModelArguments:
     label_head_ngram_features: int = field(
         default=0,
         metadata={"help": "Hashed word and bigram features of a linear classifier inside the label head (0: none)."},
+    )
+    ngram_classifier: bool = field(
+        default=False,
+        metadata={
+            "help": "Fit a linear classifier over the words and bigrams (an SVM per label) before training and mix "
+            "its probabilities into the label scores (not in the paper)."
+        },
     )
     decision: Literal["sequence", "auto"] = field(
         default="sequence",
@@ -549,20 +558,43 @@ def build_model(model_args: ModelArguments, tokenizer, label_vocab: LabelVocabul
     return model
 
 
+def gold_multi_hot(split, label_vocab: LabelVocabulary) -> np.ndarray:
+    """`(len(split), len(label_vocab))`: the split's gold labels (labels unseen in training left out)."""
+    gold = split[GOLD_LABELS_COLUMN]
+    return multi_hot((label_vocab.indices(labels, strict=False) for labels in gold), len(label_vocab))
+
+
+def fit_model_ngram_classifier(model, prepared, label_vocab: LabelVocabulary) -> float:
+    """Fits the model's n-gram classifier on the training split (choosing on validation when there is one) and
+    returns the seconds it took."""
+    validation = prepared.get("validation")
+    fit = fit_ngram_classifier(
+        model,
+        prepared["train"]["input_ids"],
+        gold_multi_hot(prepared["train"], label_vocab),
+        None if validation is None else validation["input_ids"],
+        None if validation is None else gold_multi_hot(validation, label_vocab),
+    )
+    logger.info(str(fit))
+    return fit.seconds
+
+
 def calibrate_decision(model, tokenizer, validation_split, label_vocab: LabelVocabulary, batch_size: int):
     """Chooses the model's decision rule on the validation split (see `su4mlc_hf.decision`) and records it in
     `model.config.decision_threshold`. Returns the choice and the validation scores under the chosen rule, the same
     as [`predict_split`] gives (it decodes the split the same way), so the evaluation need not decode it again."""
-    best_sequences, beam_scores, head_scores = model.score_texts(
-        validation_split["text"], tokenizer, batch_size=batch_size
-    )
+    scored = model.score_texts(validation_split["text"], tokenizer, batch_size=batch_size)
     gold = validation_split[GOLD_LABELS_COLUMN]
-    y_true = multi_hot((label_vocab.indices(labels, strict=False) for labels in gold), len(label_vocab))
-    choice = tune_decision_threshold(y_true, beam_scores, multi_hot(best_sequences, len(label_vocab)), head_scores)
+    sequences = multi_hot(scored.sequences, len(label_vocab))
+    choice = tune_decision_threshold(
+        gold_multi_hot(validation_split, label_vocab), scored.beam, sequences, scored.head, scored.ngram
+    )
     model.config.decision_threshold = choice.threshold
     if choice.threshold is not None and choice.head_weight is not None:
         model.config.label_score_head_weight = choice.head_weight
-    chosen = model.choose_labels(best_sequences, model.mix_label_scores(beam_scores, head_scores))
+    if choice.threshold is not None and choice.ngram_weight is not None:
+        model.config.label_score_ngram_weight = choice.ngram_weight
+    chosen = model.choose_labels(scored.sequences, model.mix_label_scores(scored.beam, scored.head, scored.ngram))
     return choice, label_name_scores(([label_vocab.labels[i] for i in row] for row in chosen), gold, label_vocab.labels)
 
 
@@ -646,7 +678,7 @@ def model_identity(config: SU4MLCConfig) -> dict:
     """The model a run trains: the fields of its config that SU4MLC defines (but the decision rule's threshold and
     label head weight, which training sets), and its labels in id order."""
     own_fields = {f.name for f in fields(SU4MLCConfig)} - {f.name for f in fields(PreTrainedConfig)}
-    own_fields -= {"decision_threshold", "label_score_head_weight"}
+    own_fields -= {"decision_threshold", "label_score_head_weight", "label_score_ngram_weight"}
     return {
         "config": {name: getattr(config, name) for name in sorted(own_fields)},
         "labels": [config.id2label[index] for index in sorted(config.id2label)],
@@ -753,10 +785,13 @@ def run_in_folder(
     # As used: after the recipe and the switches above. (`to_json_string` blanks out tokens such as --hub_token.)
     logger.info(f"Training arguments: {training_args.to_json_string()}", extra={"run_log_only": True})
 
+    ngram_fit_seconds = None
     if trained:  # by the run in the output folder, which was killed later
         model = SU4MLCForMultiLabelClassification.from_pretrained(training_args.output_dir)
     else:
         model = build_model(model_args, tokenizer, label_vocab, given)
+        if training_args.do_train and model_args.ngram_classifier and model_args.model_name_or_path is None:
+            ngram_fit_seconds = fit_model_ngram_classifier(model, prepared, label_vocab)
         if training_args.do_train:
             output_folder.check_free_space(needed_space(model, training_args))
     checkpoint = (training_args.resume_from_checkpoint or last_checkpoint) if training_args.do_train else None
@@ -792,6 +827,8 @@ def run_in_folder(
         trainer.state = TrainerState.load_from_json(os.path.join(training_args.output_dir, TRAINER_STATE_NAME))
     elif training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        if ngram_fit_seconds is not None:
+            train_result.metrics["ngram_fit_runtime"] = round(ngram_fit_seconds, 4)
         trainer.save_model()
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)

@@ -31,6 +31,7 @@ SIZE_FIELD_MAXIMA = {
 }
 MAX_NUM_LABELS = 1_000_000
 MAX_NGRAM_FEATURES = 1 << 24
+MAX_NGRAM_CLASSIFIER_BIGRAMS = 1 << 24
 MAX_DILATION_RATE = 1_024
 MAX_DILATION_LEVELS = 16
 MAX_MDC_PADDING = 1_024
@@ -119,6 +120,14 @@ class SU4MLCConfig(PretrainedConfig):
             *Not in the paper.* With a label head: the weight w of its probability in each label's score,
             (1 - w) * beam marginal + w * head probability. `run_mlc.py` tunes it on the validation split with
             `decision_threshold`.
+        ngram_classifier_bigrams (`int`, *optional*):
+            *Not in the paper.* None (the paper): no n-gram classifier. A count: the model has a linear classifier
+            over each text's words and this many word bigrams (see `SU4MLCNgramClassifier`), fitted before the
+            network is trained (`su4mlc_hf.ngram_fit`), whose probabilities enter the per-label scores.
+        label_score_ngram_weight (`float`, *optional*, defaults to 0.5):
+            *Not in the paper.* With an n-gram classifier: the weight v of its probability in each label's score,
+            (1 - v) * (the network's score) + v * n-gram probability. `run_mlc.py` tunes it on the validation split
+            with `decision_threshold`.
         decision_threshold (`float`, *optional*):
             *Not in the paper.* How [`~SU4MLCForMultiLabelClassification.predict`] turns a text into a label set.
             None (the paper): the labels of the best generated sequence. A number in (0, 1): every label whose
@@ -162,6 +171,8 @@ class SU4MLCConfig(PretrainedConfig):
     label_head_loss_weight: float = 0.0
     label_head_ngram_features: int = 0
     label_score_head_weight: float = 0.5
+    ngram_classifier_bigrams: int | None = None
+    label_score_ngram_weight: float = 0.5
     decision_threshold: float | None = None
     pad_token_id: int | None = None
     bos_token_id: int | None = None
@@ -200,10 +211,13 @@ class SU4MLCConfig(PretrainedConfig):
                 raise ValueError(f"SU4MLCConfig.{field}={getattr(self, field)!r} is not one of {allowed}.")
 
     def _check_sizes(self) -> None:
-        """Each size field is an integer in [1, its maximum] (`label_head_ngram_features` in [0, its maximum]), checked
+        """Each size field is an integer in [1, its maximum] (`label_head_ngram_features` and
+        `ngram_classifier_bigrams`, when not None, in [0, their maximum]), checked
         before the parameter count reads them; the whole model stays under `MAX_PARAMETERS`."""
         check_integer_fields(self, SIZE_FIELD_MAXIMA)
         check_integer_fields(self, {"label_head_ngram_features": MAX_NGRAM_FEATURES}, minimum=0)
+        if self.ngram_classifier_bigrams is not None:
+            check_integer_fields(self, {"ngram_classifier_bigrams": MAX_NGRAM_CLASSIFIER_BIGRAMS}, minimum=0)
         if self.direction_merge == "concat" and self.hidden_size % 2:
             raise ValueError(
                 f"SU4MLCConfig.hidden_size={self.hidden_size} must be even with direction_merge='concat': "
@@ -263,9 +277,10 @@ class SU4MLCConfig(PretrainedConfig):
         weight = self.label_head_loss_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 100.0:
             raise ValueError(f"SU4MLCConfig.label_head_loss_weight must be a number in [0, 100], got {weight!r}.")
-        head_weight = self.label_score_head_weight
-        if isinstance(head_weight, bool) or not isinstance(head_weight, (int, float)) or not 0.0 <= head_weight <= 1.0:
-            raise ValueError(f"SU4MLCConfig.label_score_head_weight must be a number in [0, 1], got {head_weight!r}.")
+        for field in ("label_score_head_weight", "label_score_ngram_weight"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"SU4MLCConfig.{field} must be a number in [0, 1], got {value!r}.")
         threshold = self.decision_threshold
         if threshold is not None and (
             isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0
@@ -281,6 +296,8 @@ class SU4MLCConfig(PretrainedConfig):
         mdc = len(self.mdc_dilation_rates) * (hidden * hidden * self.mdc_kernel_size + hidden)
         decoder = self.decoder_layers * 4 * hidden * (max(embedding, hidden) + hidden + 2) + 6 * hidden * hidden
         head = (2 * hidden + 1) * labels + self.label_head_ngram_features * self.num_labels
+        if self.ngram_classifier_bigrams is not None:
+            head += (self.source_vocab_size + self.ngram_classifier_bigrams + 1) * self.num_labels
         return (self.source_vocab_size + labels) * embedding + encoder + mdc + decoder + head
 
     @property

@@ -21,16 +21,21 @@ THRESHOLD_GRID = tuple(round(value, 3) for value in np.arange(0.05, 0.951, 0.025
 # Weights of the label head's probability in the label scores (the beam marginals get the rest). On Reuters a head
 # with n-gram features outscores the generated sequences, on GoEmotions the two are close: no single weight suits both.
 HEAD_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Weights of the n-gram classifier's probability against the network's score: from the network alone to the n-gram
+# classifier alone, which of the two is stronger depends on the data (BENCHMARKS.md).
+NGRAM_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def mix_label_scores(beam_scores, head_scores, head_weight: float):
+def mix_label_scores(beam_scores, head_scores, head_weight: float, ngram_scores=None, ngram_weight: float = 0.0):
     """
-    The label scores of a model with a label head: `(1 - w) * beam + w * head` for head weight w (tensors or arrays
-    of any one shape); the beam marginals alone without a head (`head_scores` None).
+    The label scores (tensors or arrays of any one shape): the network's, `(1 - w) * beam + w * head` for head weight
+    w (the beam marginals alone without a head, `head_scores` None), and with an n-gram classifier
+    `(1 - v) * network + v * ngram` for n-gram weight v.
     """
-    if head_scores is None:
-        return beam_scores
-    return (1 - head_weight) * beam_scores + head_weight * head_scores
+    scores = beam_scores if head_scores is None else (1 - head_weight) * beam_scores + head_weight * head_scores
+    if ngram_scores is None:
+        return scores
+    return (1 - ngram_weight) * scores + ngram_weight * ngram_scores
 
 
 def threshold_decision(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -63,10 +68,12 @@ class DecisionChoice:
     sequence_macro_f1: float
     threshold_macro_f1: float
     head_weight: float | None = None
+    ngram_weight: float | None = None
 
     def __str__(self) -> str:
         rule = "the best sequence" if self.threshold is None else f"label scores >= {self.threshold}"
         weight = "" if self.head_weight is None else f", label head weight {self.head_weight}"
+        weight += "" if self.ngram_weight is None else f", n-gram weight {self.ngram_weight}"
         return (
             f"decision rule: {rule} (validation micro-F1 / macro-F1: best sequence {self.sequence_micro_f1:.4f} / "
             f"{self.sequence_macro_f1:.4f}, threshold {self.best_threshold}{weight} {self.threshold_micro_f1:.4f} / "
@@ -79,11 +86,12 @@ def tune_decision_threshold(
     beam_scores: np.ndarray,
     sequence_multi_hot: np.ndarray,
     head_scores: np.ndarray | None = None,
+    ngram_scores: np.ndarray | None = None,
 ) -> DecisionChoice:
     """
     Chooses between the best sequence and a threshold on the label scores by [`objective`] on validation; with a
-    label head, the head's weight in the scores too (`HEAD_WEIGHT_GRID`). Ties go to the threshold and weight
-    nearest 0.5.
+    label head, the head's weight in the scores too (`HEAD_WEIGHT_GRID`), and with an n-gram classifier its weight
+    (`NGRAM_WEIGHT_GRID`). Ties go to the threshold and weights nearest 0.5.
 
     Args:
         y_true (`np.ndarray` of shape `(num_texts, num_labels)`): gold multi-hot matrix.
@@ -91,28 +99,35 @@ def tune_decision_threshold(
             model without a head).
         sequence_multi_hot (`np.ndarray` of shape `(num_texts, num_labels)`): the best sequences' labels.
         head_scores (`np.ndarray` of shape `(num_texts, num_labels)`, *optional*): the label head's probabilities.
+        ngram_scores (`np.ndarray` of shape `(num_texts, num_labels)`, *optional*): the n-gram classifier's.
     """
     sequence = multilabel_scores(y_true, sequence_multi_hot)
-    weights = (None,) if head_scores is None else HEAD_WEIGHT_GRID
+    head_weights = (None,) if head_scores is None else HEAD_WEIGHT_GRID
+    ngram_weights = (None,) if ngram_scores is None else NGRAM_WEIGHT_GRID
     by_rule = {}
-    for weight in weights:
-        scores = mix_label_scores(beam_scores, head_scores, weight)
-        for threshold in THRESHOLD_GRID:
-            by_rule[weight, threshold] = multilabel_scores(y_true, threshold_decision(scores, threshold))
+    for head_weight in head_weights:
+        for ngram_weight in ngram_weights:
+            scores = mix_label_scores(beam_scores, head_scores, head_weight, ngram_scores, ngram_weight)
+            for threshold in THRESHOLD_GRID:
+                rule = head_weight, ngram_weight, threshold
+                by_rule[rule] = multilabel_scores(y_true, threshold_decision(scores, threshold))
 
-    def preference(rule: tuple[float | None, float]) -> tuple[float, float, float]:
-        weight, threshold = rule
-        return objective(by_rule[rule]), -abs(threshold - 0.5), -abs((0.5 if weight is None else weight) - 0.5)
+    def distance_from_half(value: float | None) -> float:
+        return 0.0 if value is None else abs(value - 0.5)
 
-    weight, best = max(by_rule, key=preference)
+    def preference(rule: tuple[float | None, float | None, float]) -> tuple[float, ...]:
+        return (objective(by_rule[rule]), *(-distance_from_half(value) for value in reversed(rule)))
+
+    head_weight, ngram_weight, best = rule = max(by_rule, key=preference)
     return DecisionChoice(
-        threshold=best if objective(by_rule[weight, best]) > objective(sequence) else None,
+        threshold=best if objective(by_rule[rule]) > objective(sequence) else None,
         best_threshold=best,
         sequence_micro_f1=sequence["micro_f1"],
-        threshold_micro_f1=by_rule[weight, best]["micro_f1"],
+        threshold_micro_f1=by_rule[rule]["micro_f1"],
         sequence_macro_f1=sequence["macro_f1"],
-        threshold_macro_f1=by_rule[weight, best]["macro_f1"],
-        head_weight=weight,
+        threshold_macro_f1=by_rule[rule]["macro_f1"],
+        head_weight=head_weight,
+        ngram_weight=ngram_weight,
     )
 
 
@@ -126,6 +141,7 @@ def objective(scores: dict[str, float]) -> float:
 __all__ = [
     "DecisionChoice",
     "HEAD_WEIGHT_GRID",
+    "NGRAM_WEIGHT_GRID",
     "THRESHOLD_GRID",
     "mix_label_scores",
     "objective",

@@ -101,17 +101,26 @@ def _paper_deviations(config: SU4MLCConfig) -> list[str]:
             f"`label_head_ngram_features={config.label_head_ngram_features}` features, inside that head (not in the "
             "paper)"
         )
+    has_ngram_classifier = getattr(config, "ngram_classifier_bigrams", None) is not None
+    if has_ngram_classifier:
+        deviations.append(
+            "a linear SVM per label over each text's TF-IDF words and "
+            f"`ngram_classifier_bigrams={config.ngram_classifier_bigrams}` word bigrams, fitted on the training split "
+            "before the network, whose calibrated probabilities enter the label scores (not in the paper)"
+        )
     if getattr(config, "decision_threshold", None) is not None:
+        mixed = []
+        if getattr(config, "label_head_loss_weight", 0.0) > 0:
+            mixed.append(f"the label head's probability with weight `label_score_head_weight={config.label_score_head_weight}`")
+        if has_ngram_classifier:
+            mixed.append(
+                f"the n-gram classifier's with weight `label_score_ngram_weight={config.label_score_ngram_weight}`"
+            )
         deviations.append(
             "labels chosen by their score (probability of being in the set) >= "
             f"`decision_threshold={config.decision_threshold}`, tuned on validation, instead of the best sequence's "
             "labels (not in the paper)"
-            + (
-                f"; the score mixes the beam marginal and the label head's probability with head weight "
-                f"`label_score_head_weight={config.label_score_head_weight}`"
-                if getattr(config, "label_head_loss_weight", 0.0) > 0
-                else ""
-            )
+            + (f"; the score mixes the beam marginal with {' and '.join(mixed)}" if mixed else "")
         )
     return deviations
 

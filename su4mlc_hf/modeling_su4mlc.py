@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -528,6 +529,82 @@ class SU4MLCBagOfNgrams(nn.Module):
         return self.LOGIT_SCALE * self.weights(ids, per_sample_weights=weights.to(self.weights.weight.dtype))
 
 
+class SU4MLCNgramClassifier(nn.Module):
+    """
+    *Not in the paper*: a linear classifier over each text's words and word bigrams, one linear SVM per label, fitted
+    on the training split before the network is trained (`su4mlc_hf.ngram_fit`) and not trained with it. Its margins,
+    made probabilities by a logistic calibration fitted on validation, enter the label scores with weight
+    `config.label_score_ngram_weight`. Why: on thousands of texts such a classifier is as strong as the network
+    (it is the linear baselines' model) and errs differently, so the mix of the two beats each (BENCHMARKS.md).
+
+    Features: word id w is feature w; a bigram of word ids (l, r) is feature `source_vocab_size + i` when
+    `l * source_vocab_size + r` is `bigram_keys[i]` (the training split's bigrams found in at least two texts),
+    none otherwise. A text's feature values are TF-IDF: (1 + log count) × idf, scaled to unit length.
+    """
+
+    def __init__(self, config: SU4MLCConfig):
+        super().__init__()
+        self.vocab_size = config.source_vocab_size
+        num_features = self.vocab_size + config.ngram_classifier_bigrams
+        # Sorted, for `torch.searchsorted`.
+        self.register_buffer("bigram_keys", torch.zeros(config.ngram_classifier_bigrams, dtype=torch.long))
+        self.register_buffer("idf", torch.ones(num_features))
+        # (a, b) of P(label) = sigmoid(a * margin + b).
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
+        self.weight = nn.Parameter(torch.zeros(num_features, config.num_labels), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(config.num_labels), requires_grad=False)
+
+    @property
+    def num_features(self) -> int:
+        return self.idf.numel()
+
+    def bigram_ids(self, input_ids: torch.LongTensor) -> tuple[torch.LongTensor, torch.BoolTensor]:
+        """`(batch, length)` word ids → `(batch, length - 1)` feature ids of the bigrams and whether each is one."""
+        keys = input_ids[:, :-1] * self.vocab_size + input_ids[:, 1:]
+        if self.bigram_keys.numel() == 0:
+            return keys, torch.zeros_like(keys, dtype=torch.bool)
+        ranks = torch.searchsorted(self.bigram_keys, keys).clamp(max=self.bigram_keys.numel() - 1)
+        return self.vocab_size + ranks, self.bigram_keys[ranks].eq(keys)
+
+    def features(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.LongTensor, torch.LongTensor, torch.Tensor]:
+        """
+        The texts' TF-IDF vectors as `(rows, feature ids, values)` of their nonzero entries, one entry per text and
+        feature (for a sparse `(batch, num_features)` matrix), each row of unit length.
+        """
+        mask = attention_mask.bool()
+        bigrams, known = self.bigram_ids(input_ids)
+        ids = torch.cat([input_ids, bigrams], dim=1)
+        present = torch.cat([mask, mask[:, :-1] & mask[:, 1:] & known], dim=1)
+        rows = torch.arange(ids.size(0), device=ids.device)[:, None].expand_as(ids)
+        entries, counts = torch.unique(rows[present] * self.num_features + ids[present], return_counts=True)
+        rows, ids = entries // self.num_features, entries % self.num_features
+        values = (1.0 + counts.float().log()) * self.idf[ids]
+        norms = values.new_zeros(input_ids.size(0)).index_add_(0, rows, values.square()).sqrt()
+        return rows, ids, values / norms[rows].clamp(min=1e-12)
+
+    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`): word ids.
+            attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`): 1 at real words.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch_size, num_labels)`: each label's SVM margin.
+        """
+        margins = self.bias.expand(input_ids.size(0), -1).clone()
+        if input_ids.size(1) == 0:
+            return margins
+        rows, ids, values = self.features(input_ids, attention_mask)
+        return margins.index_add_(0, rows, values[:, None] * self.weight[ids])
+
+    def probabilities(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """`(batch_size, num_labels)` calibrated probabilities, sigmoid(a × margin + b)."""
+        slope, offset = self.calibration
+        return (slope * self(input_ids, attention_mask) + offset).sigmoid()
+
+
 class SU4MLCLabelHead(nn.Module):
     """
     *Not in the paper*: an auxiliary per-label sigmoid classifier over the max-pooled word annotations h and, for
@@ -596,6 +673,8 @@ class SU4MLCLabelScores(ModelOutput):
             beam (greedy), the probability of the step that emitted the label, 0 for the others.
         head_label_probabilities (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
             The label head's sigmoid probabilities; None without a head.
+        ngram_label_probabilities (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            The n-gram classifier's calibrated probabilities; None without one.
     """
 
     sequences: torch.LongTensor | None = None
@@ -603,6 +682,18 @@ class SU4MLCLabelScores(ModelOutput):
     label_scores: torch.FloatTensor | None = None
     beam_label_probabilities: torch.FloatTensor | None = None
     head_label_probabilities: torch.FloatTensor | None = None
+    ngram_label_probabilities: torch.FloatTensor | None = None
+
+
+class TextLabelScores(NamedTuple):
+    """What [`SU4MLCForMultiLabelClassification.score_texts`] returns for `n` texts: the label indices of each one's
+    best sequence (in generation order) and `(n, num_labels)` arrays of the beam marginals, the label head's and the
+    n-gram classifier's probabilities (None where the model has no such part)."""
+
+    sequences: list[list[int]]
+    beam: np.ndarray
+    head: np.ndarray | None
+    ngram: np.ndarray | None
 
 
 class SU4MLCPreTrainedModel(PreTrainedModel):
@@ -691,6 +782,9 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         self.decoder = SU4MLCDecoder(config)
         # Configs of the models that reuse this class (the CNN-RNN baseline) have no head and no threshold.
         self.label_head = SU4MLCLabelHead(config) if getattr(config, "label_head_loss_weight", 0.0) > 0 else None
+        self.ngram_classifier = (
+            None if getattr(config, "ngram_classifier_bigrams", None) is None else SU4MLCNgramClassifier(config)
+        )
         self.generation_config = self.default_generation_config(config)
         # The weights this model is built for are always in today's label layout; `from_pretrained` reads the
         # layout of the folder they come from here, to reorder them once they are loaded.
@@ -1018,12 +1112,20 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         head_label_probabilities = None
         if self.label_head is not None:
             head_label_probabilities = self.label_head(encoder_outputs, input_ids, attention_mask).float().sigmoid()
+        ngram_label_probabilities = None
+        if self.ngram_classifier is not None:
+            if attention_mask is None:
+                attention_mask = input_ids.ne(WORD_PAD_ID)
+            ngram_label_probabilities = self.ngram_classifier.probabilities(input_ids, attention_mask)
         return SU4MLCLabelScores(
             sequences=sequences,
             step_probabilities=step_probabilities,
-            label_scores=self.mix_label_scores(beam_label_probabilities, head_label_probabilities),
+            label_scores=self.mix_label_scores(
+                beam_label_probabilities, head_label_probabilities, ngram_label_probabilities
+            ),
             beam_label_probabilities=beam_label_probabilities,
             head_label_probabilities=head_label_probabilities,
+            ngram_label_probabilities=ngram_label_probabilities,
         )
 
     @torch.inference_mode()
@@ -1035,12 +1137,10 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         max_length: int | None = None,
         progress_bar: bool = False,
         **generate_kwargs,
-    ) -> tuple[list[list[int]], np.ndarray, np.ndarray | None]:
+    ) -> TextLabelScores:
         """
-        [`score_labels`] over raw texts in batches of similar length: for each text the label indices of its best
-        sequence (in generation order), and two `(len(texts), num_labels)` arrays: the beam marginals and the label
-        head's probabilities (None without a head); [`mix_label_scores`] makes the label scores of them.
-        `progress_bar` shows one over the batches.
+        [`score_labels`] over raw texts in batches of similar length (see [`TextLabelScores`]);
+        [`mix_label_scores`] makes the label scores of them. `progress_bar` shows one over the batches.
         """
         self.check_tokenizer(tokenizer)
         texts = list(texts)  # e.g. a `datasets` column
@@ -1052,6 +1152,7 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         best_sequences: list[list[int]] = [[] for _ in texts]
         beam_scores = np.zeros((len(texts), self.config.num_labels), dtype=np.float32)
         head_scores = None if self.label_head is None else np.zeros_like(beam_scores)
+        ngram_scores = None if self.ngram_classifier is None else np.zeros_like(beam_scores)
         was_training = self.training
         self.eval()
         for start in tqdm(range(0, len(texts), batch_size), desc="Predicting", unit="batch", disable=not progress_bar):
@@ -1062,19 +1163,35 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             beam_scores[indices] = scored.beam_label_probabilities.cpu().numpy()
             if head_scores is not None:
                 head_scores[indices] = scored.head_label_probabilities.cpu().numpy()
+            if ngram_scores is not None:
+                ngram_scores[indices] = scored.ngram_label_probabilities.cpu().numpy()
             for index, row in zip(indices, scored.sequences.tolist()):
                 best_sequences[index] = label_vocab.decode_indices(row)
         self.train(was_training)
-        return best_sequences, beam_scores, head_scores
+        return TextLabelScores(best_sequences, beam_scores, head_scores, ngram_scores)
 
-    def mix_label_scores(self, beam_scores, head_scores, head_weight: float | None = None):
+    def mix_label_scores(
+        self,
+        beam_scores,
+        head_scores,
+        ngram_scores=None,
+        head_weight: float | None = None,
+        ngram_weight: float | None = None,
+    ):
         """
-        The label scores: the beam marginals, or with a label head `(1 - w) * beam + w * head`, w being
-        `head_weight` or else `config.label_score_head_weight` (tensors or arrays, any shape).
+        The label scores ([`~decision.mix_label_scores`]) with the weights given, or else the config's
+        (`label_score_head_weight`, `label_score_ngram_weight`); tensors or arrays, any one shape.
         """
         if head_weight is None:
             head_weight = getattr(self.config, "label_score_head_weight", 0.5)
-        return mix_label_scores(beam_scores, head_scores, head_weight)
+        if ngram_weight is None:
+            ngram_weight = getattr(self.config, "label_score_ngram_weight", 0.5)
+        return mix_label_scores(beam_scores, head_scores, head_weight, ngram_scores, ngram_weight)
+
+    def set_ngram_classifier(self, classifier: SU4MLCNgramClassifier | None) -> None:
+        """Installs a fitted n-gram classifier (or removes it with None); the config records its bigram count."""
+        self.ngram_classifier = classifier
+        self.config.ngram_classifier_bigrams = None if classifier is None else classifier.bigram_keys.numel()
 
     def predict(
         self,
@@ -1124,11 +1241,11 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             )
         if not texts:
             return []
-        best_sequences, beam_scores, head_scores = self.score_texts(
+        scored = self.score_texts(
             texts, tokenizer, batch_size=batch_size, max_length=max_length, progress_bar=progress_bar, **generate_kwargs
         )
-        scores = self.mix_label_scores(beam_scores, head_scores)
-        chosen = self.choose_labels(best_sequences, scores, decision_threshold, all_labels)
+        scores = self.mix_label_scores(scored.beam, scored.head, scored.ngram)
+        chosen = self.choose_labels(scored.sequences, scores, decision_threshold, all_labels)
         labels = [self.config.id2label[index] for index in range(self.config.num_labels)]
         results = [
             [(labels[index], float(row[index])) for index in indices] if return_scores or all_labels

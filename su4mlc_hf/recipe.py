@@ -33,6 +33,7 @@ PAPER_RECIPE: dict[str, Any] = {
     "num_train_epochs": 10.0,
     "label_head_loss_weight": 0.0,
     "label_head_ngram_features": 0,
+    "ngram_classifier": False,
     "decision": "sequence",
     "early_stopping_patience": None,
 }
@@ -70,24 +71,11 @@ MIN_EPOCHS, MAX_EPOCHS = 3, 30
 # (0.857 against 0.843 test micro-F1) and on GoEmotions (validation micro-F1 / macro-F1 with the label head and the
 # tuned threshold: 0.571 / 0.442 at 256, 0.566 / 0.403 at 128; BENCHMARKS.md "Default recipe").
 WIDE_MAX_WORD_STEPS_PER_EPOCH = 4_000_000
-# The label head's linear classifier over hashed words and bigrams: at most 2^24 weights (64 MiB; with their Adam
-# update and dense gradient about a third of a GoEmotions training step), 2^19 features at most.
-NGRAM_HEAD_PARAMETERS = 1 << 24
-MIN_NGRAM_FEATURES, MAX_NGRAM_FEATURES = 1 << 12, 1 << 19
 
 
 def word_steps_per_epoch(stats: TrainingDataStatistics) -> float:
     """The training cost of one epoch, in word-steps (see `TEXT_OVERHEAD_WORDS`)."""
     return stats.num_texts * (stats.mean_words + TEXT_OVERHEAD_WORDS)
-
-
-def ngram_features(stats: TrainingDataStatistics) -> int:
-    """Hashed n-gram features of the label head: no more than the training split has word and bigram occurrences
-    (more would stay unused), and as many as `NGRAM_HEAD_PARAMETERS` weights allow over the labels, within
-    [`MIN_NGRAM_FEATURES`, `MAX_NGRAM_FEATURES`]."""
-    occurrences = math.ceil(2 * stats.num_texts * stats.mean_words)
-    allowed = min(MAX_NGRAM_FEATURES, NGRAM_HEAD_PARAMETERS // max(stats.num_labels, 1), occurrences)
-    return max(MIN_NGRAM_FEATURES, allowed)
 
 
 def auto_recipe(stats: TrainingDataStatistics) -> dict[str, Any]:
@@ -102,8 +90,8 @@ def auto_recipe(stats: TrainingDataStatistics) -> dict[str, Any]:
       checkpoint kept;
     - Adam at 2e-3, warm-up over the first 3 % of updates, then linear decay to 0 (no per-epoch halving);
     - dropout 0.4;
-    - the auxiliary per-label head (weight 1) with its n-gram classifier ([`ngram_features`]), and the decision
-      rule chosen on validation (`decision="auto"`).
+    - the auxiliary per-label head (weight 1), the n-gram classifier fitted before training (`su4mlc_hf.ngram_fit`),
+      and the decision rule chosen on validation (`decision="auto"`), which weighs the three sources of label scores.
     """
     batch_size = 32 if stats.num_texts < 10_000 else 64
     steps_per_epoch = max(1, math.ceil(stats.num_texts / batch_size))
@@ -122,7 +110,8 @@ def auto_recipe(stats: TrainingDataStatistics) -> dict[str, Any]:
         "per_device_train_batch_size": batch_size,
         "num_train_epochs": float(epochs),
         "label_head_loss_weight": 1.0,
-        "label_head_ngram_features": ngram_features(stats),
+        "label_head_ngram_features": 0,
+        "ngram_classifier": True,
         "decision": "auto",
         "early_stopping_patience": 3,
     }

@@ -47,15 +47,11 @@ def test_auto_recipe_rules(num_texts, mean_words, batch, min_epochs, max_epochs)
     assert settings["lr_decay_per_epoch"] == 1.0 and settings["decision"] == "auto"
 
 
-@pytest.mark.parametrize(
-    "num_texts, num_labels, features",
-    [(43_410, 28, 2**19), (6_921, 90, 186_413), (6_921, 4_000, 4_194), (6_921, 10**5, 2**12), (1_000, 28, 100_000)],
-)
-def test_ngram_features_fill_the_weight_budget_over_the_labels(num_texts, num_labels, features):
-    """The n-gram classifier gets at most 2^24 weights (features x labels), no more features than the training
-    split has word and bigram occurrences (here 100 per text), within [2^12, 2^19] features."""
-    settings = auto_recipe(TrainingDataStatistics(num_texts=num_texts, mean_words=50.0, num_labels=num_labels))
-    assert settings["label_head_ngram_features"] == features
+def test_only_the_auto_recipe_fits_an_ngram_classifier():
+    """The n-gram classifier is not in the paper: `--recipe paper` has none, as the argument's default."""
+    assert PAPER_RECIPE["ngram_classifier"] is run_mlc.ModelArguments().ngram_classifier is False
+    stats = TrainingDataStatistics(num_texts=1000, mean_words=10.0, num_labels=5)
+    assert auto_recipe(stats)["ngram_classifier"] is True and auto_recipe(stats)["label_head_ngram_features"] == 0
 
 
 def test_given_values_win_over_the_recipe():

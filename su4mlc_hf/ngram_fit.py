@@ -1,0 +1,176 @@
+"""Fitting the n-gram classifier ([`SU4MLCNgramClassifier`]) of a model, before its network is trained.
+
+*Not in the paper.* One linear SVM per label (scikit-learn's `LinearSVC`, squared hinge loss) over the TF-IDF words
+and bigrams the classifier computes itself from the word ids, so that training and prediction read the same
+features; then a logistic calibration of its margins into probabilities. With a validation split, the SVMs' C is
+chosen on it (by [`decision.objective`] at the best threshold) and the calibration is fitted on its margins; without
+one, C is `DEFAULT_C` and the calibration is fitted on the training margins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
+
+from .decision import THRESHOLD_GRID, objective, threshold_decision
+from .metrics import multilabel_scores
+from .modeling_su4mlc import SU4MLCForMultiLabelClassification, SU4MLCNgramClassifier
+
+# The SVMs' C values tried on validation (those of the linear baselines' grid in `benchmarks/quality.py`), and the
+# one used without a validation split.
+C_GRID = (0.3, 1.0)
+DEFAULT_C = 1.0
+# A bigram is a feature when it occurs in at least this many training texts (rarer ones cannot generalise).
+MIN_BIGRAM_TEXTS = 2
+# The classifier's weights, (words + bigrams) × labels, stay within this many: the most frequent bigrams are kept.
+MAX_WEIGHTS = 1 << 24
+# Texts featurised at once.
+BATCH_SIZE = 256
+
+
+@dataclass
+class NgramFit:
+    """What [`fit_ngram_classifier`] chose and measured."""
+
+    c: float
+    num_bigrams: int
+    validation_micro_f1: float | None
+    validation_macro_f1: float | None
+    seconds: float
+
+    def __str__(self) -> str:
+        scores = (
+            "" if self.validation_micro_f1 is None
+            else f"; alone on validation micro-F1 / macro-F1 {self.validation_micro_f1:.4f} / {self.validation_macro_f1:.4f}"
+        )
+        return f"n-gram classifier: {self.num_bigrams:,} bigrams, C={self.c}{scores}, fitted in {self.seconds:.0f} s"
+
+
+def bigram_vocabulary(word_id_lists: Sequence[Sequence[int]], vocab_size: int, max_bigrams: int) -> torch.LongTensor:
+    """The sorted keys (`left * vocab_size + right`) of the bigrams found in at least `MIN_BIGRAM_TEXTS` texts; the
+    `max_bigrams` found in most texts when there are more (ties: the smaller key)."""
+    keys = [np.unique(np.asarray(ids[:-1], dtype=np.int64) * vocab_size + np.asarray(ids[1:], dtype=np.int64))
+            for ids in word_id_lists if len(ids) > 1]  # fmt: skip
+    if not keys:
+        return torch.zeros(0, dtype=torch.long)
+    values, texts = np.unique(np.concatenate(keys), return_counts=True)
+    values, texts = values[texts >= MIN_BIGRAM_TEXTS], texts[texts >= MIN_BIGRAM_TEXTS]
+    if len(values) > max_bigrams:
+        values = np.sort(values[np.argsort(-texts, kind="stable")[:max_bigrams]])
+    return torch.from_numpy(values)
+
+
+def feature_matrix(classifier: SU4MLCNgramClassifier, word_id_lists: Sequence[Sequence[int]]) -> scipy.sparse.csr_matrix:
+    """`(len(word_id_lists), classifier.num_features)`: the texts' TF-IDF vectors, as the classifier computes them."""
+    blocks = []
+    for start in range(0, len(word_id_lists), BATCH_SIZE):
+        batch = word_id_lists[start : start + BATCH_SIZE]
+        length = max((len(ids) for ids in batch), default=0)
+        input_ids = torch.zeros(len(batch), max(length, 1), dtype=torch.long)
+        mask = torch.zeros_like(input_ids, dtype=torch.bool)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            mask[row, : len(ids)] = True
+        with torch.no_grad():
+            rows, ids, values = classifier.features(input_ids, mask)
+        shape = (len(batch), classifier.num_features)
+        blocks.append(scipy.sparse.csr_matrix((values.numpy(), (rows.numpy(), ids.numpy())), shape=shape))
+    return scipy.sparse.vstack(blocks, format="csr")
+
+
+def fit_svms(features: scipy.sparse.csr_matrix, targets: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """One `LinearSVC` per label → `(num_features, num_labels)` weights and `(num_labels,)` biases. A label that is
+    never (always) present in training gets no SVM: weights 0 and bias -1 (+1), a margin that says no (yes)."""
+    weights = np.zeros((features.shape[1], targets.shape[1]), dtype=np.float32)
+    biases = np.zeros(targets.shape[1], dtype=np.float32)
+    for label in range(targets.shape[1]):
+        column = targets[:, label]
+        if column.min() == column.max():
+            biases[label] = 1.0 if column.max() else -1.0
+            continue
+        svm = LinearSVC(C=c).fit(features, column)
+        weights[:, label], biases[label] = svm.coef_[0], svm.intercept_[0]
+    return weights, biases
+
+
+def fit_calibration(margins: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """(a, b) of P(label) = sigmoid(a * margin + b), one logistic regression over every (text, label) pair."""
+    if targets.min() == targets.max():
+        return 1.0, 0.0
+    regression = LogisticRegression(C=1e4).fit(margins.reshape(-1, 1), targets.reshape(-1))
+    return float(regression.coef_[0, 0]), float(regression.intercept_[0])
+
+
+def best_threshold_scores(targets: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """The scores of the threshold of `THRESHOLD_GRID` that [`decision.objective`] prefers."""
+    by_threshold = (multilabel_scores(targets, threshold_decision(probabilities, t)) for t in THRESHOLD_GRID)
+    return max(by_threshold, key=objective)
+
+
+def fit_ngram_classifier(
+    model: SU4MLCForMultiLabelClassification,
+    train_word_ids: Sequence[Sequence[int]],
+    train_targets: np.ndarray,
+    validation_word_ids: Sequence[Sequence[int]] | None = None,
+    validation_targets: np.ndarray | None = None,
+) -> NgramFit:
+    """
+    Fits an n-gram classifier on the training texts and installs it in `model` (`model.set_ngram_classifier`).
+
+    Args:
+        model: the model; its config's `source_vocab_size` and labels size the classifier.
+        train_word_ids: each training text's word ids (no padding).
+        train_targets (`np.ndarray` of shape `(num_texts, num_labels)`): their gold multi-hot labels.
+        validation_word_ids, validation_targets: the same for the validation split, if there is one.
+    """
+    start = time.perf_counter()
+    config = model.config
+    max_bigrams = max(0, MAX_WEIGHTS // max(config.num_labels, 1) - config.source_vocab_size)
+    train_word_ids = [list(ids) for ids in train_word_ids]
+    keys = bigram_vocabulary(train_word_ids, config.source_vocab_size, max_bigrams)
+    config.ngram_classifier_bigrams = len(keys)
+    classifier = SU4MLCNgramClassifier(config)
+    classifier.bigram_keys.copy_(keys)
+    # Smoothed idf, as scikit-learn's TfidfVectorizer: ln((1 + n) / (1 + document frequency)) + 1.
+    texts_with_feature = np.bincount(feature_matrix(classifier, train_word_ids).indices, minlength=classifier.num_features)
+    idf = np.log((1 + len(train_word_ids)) / (1 + texts_with_feature)) + 1
+    classifier.idf.copy_(torch.from_numpy(idf).float())
+    train_features = feature_matrix(classifier, train_word_ids)
+
+    has_validation = validation_word_ids is not None and len(validation_word_ids) > 0
+    validation_features = feature_matrix(classifier, [list(ids) for ids in validation_word_ids]) if has_validation else None
+    best = None
+    for c in C_GRID if has_validation else (DEFAULT_C,):
+        weights, biases = fit_svms(train_features, train_targets, c)
+        if not has_validation:
+            margins, targets = train_features @ weights + biases, train_targets
+            best = (None, c, weights, biases, fit_calibration(margins, targets))
+            break
+        margins = validation_features @ weights + biases
+        calibration = fit_calibration(margins, validation_targets)
+        probabilities = 1 / (1 + np.exp(-(calibration[0] * margins + calibration[1])))
+        scores = best_threshold_scores(validation_targets, probabilities)
+        if best is None or objective(scores) > objective(best[0]):
+            best = (scores, c, weights, biases, calibration)
+    scores, c, weights, biases, calibration = best
+    classifier.weight.data.copy_(torch.from_numpy(weights))
+    classifier.bias.data.copy_(torch.from_numpy(biases))
+    classifier.calibration.copy_(torch.tensor(calibration))
+    model.set_ngram_classifier(classifier.to(model.device))
+    return NgramFit(
+        c=c,
+        num_bigrams=len(keys),
+        validation_micro_f1=None if scores is None else scores["micro_f1"],
+        validation_macro_f1=None if scores is None else scores["macro_f1"],
+        seconds=time.perf_counter() - start,
+    )
+
+
+__all__ = ["C_GRID", "NgramFit", "bigram_vocabulary", "feature_matrix", "fit_ngram_classifier"]
