@@ -59,6 +59,7 @@ from accelerate import Accelerator  # noqa: E402
 
 from su4mlc_hf import LabelVocabulary, SU4MLCConfig, SU4MLCForMultiLabelClassification  # noqa: E402
 from su4mlc_hf.label_vocab import WORD_PAD_ID  # noqa: E402
+from su4mlc_hf.modeling_su4mlc import cpu_supports_bf16  # noqa: E402
 from su4mlc_hf.tokenization_su4mlc import SU4MLCTokenizer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -474,11 +475,6 @@ def measure_decoding(accelerator, model, word_ids, num_beams, batch_size, floor_
 
 
 # --------------------------------------------------------------------------------------------------------------
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 kernels (the LSTM's among them) on this CPU (AVX-512 BF16 or AMX)."""
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -66,6 +66,7 @@ from su4mlc_hf.decision import tune_decision_threshold
 from su4mlc_hf.explain import save_attention_figure
 from su4mlc_hf.label_vocab import LabelVocabulary
 from su4mlc_hf.metrics import label_name_scores, multi_hot
+from su4mlc_hf.modeling_su4mlc import cpu_supports_bf16
 from su4mlc_hf.ngram_fit import fit_ngram_classifier
 from su4mlc_hf.output_folder import OutputFolder, OutputFolderError, atomic_open, files_fingerprint, is_disk_full
 from su4mlc_hf.recipe import PAPER_RECIPE, TrainingDataStatistics, apply_recipe, recipe_settings
@@ -474,6 +475,15 @@ def check_model_source(model_args: ModelArguments, training_args: SU4MLCTraining
         )
 
 
+def check_precision(training_args: SU4MLCTrainingArguments) -> None:
+    """`--bf16` on a CPU needs oneDNN's bfloat16 kernels: refused at once where there are none (the LSTMs would fail at
+    the first training step)."""
+    if training_args.bf16 and training_args.device.type == "cpu" and not cpu_supports_bf16():
+        raise CommandLineError(
+            "--bf16: this CPU has no bfloat16 kernels in oneDNN (AVX-512 BF16 or AMX), which the LSTMs need; drop the flag."
+        )
+
+
 def load_raw_datasets(data_args: DataArguments) -> datasets.DatasetDict:
     options = dict(
         text_column=data_args.text_column,
@@ -701,6 +711,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     check_argument_values(model_args, data_args, training_args)
     check_data_source(data_args)
     check_model_source(model_args, training_args)
+    check_precision(training_args)
     pin_memory_only_with_an_accelerator(training_args)
     configure_logging(training_args)
 

@@ -166,6 +166,12 @@ def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.BoolTensor:
 
 
 # A gate pre-activation this far from 0 makes the sigmoid exactly 0 or 1 (float32, bfloat16 and float16 alike).
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN has bfloat16 kernels on this CPU (AVX-512 BF16 or AMX): without them `torch.lstm` under a
+    bfloat16 autocast fails ("could not create a primitive descriptor for the LSTM forward propagation primitive")."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 PADDING_GATE_SATURATION = 1e4
 
 

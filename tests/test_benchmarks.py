@@ -10,6 +10,8 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState
 
+from su4mlc_hf.modeling_su4mlc import cpu_supports_bf16
+
 from .conftest import DATA_DIR, REPO_ROOT, load_script, save_tiny_model_and_tokenizer, tiny_config
 
 speed = load_script(REPO_ROOT / "benchmarks" / "speed.py", "benchmarks_speed")
@@ -136,7 +138,7 @@ def test_speed_benchmark_trains_and_decodes_under_bf16_autocast(tmp_path):
     """`--mixed-precision bf16 --cpu`: training and decoding run their products in bfloat16 (every linear layer's
     output, seen by a hook) and still give finite figures, a finite loss and label sequences; the floor is measured
     in bfloat16 too. On a CPU without bfloat16 kernels, the benchmark refuses."""
-    if not speed.cpu_supports_bf16():
+    if not cpu_supports_bf16():
         # Without bfloat16 kernels the benchmark refuses at once, naming the CPU, and writes nothing.
         with pytest.raises(SystemExit, match="has no bfloat16 support"):
             run_benchmark(tmp_path / "speed-bf16.json", "--config", "tiny", "--mixed-precision", "bf16", "--cpu")

@@ -18,6 +18,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from su4mlc_hf.data import load_goemotions
+from su4mlc_hf.modeling_su4mlc import cpu_supports_bf16
 
 from .conftest import DATA_DIR, REPO_ROOT, load_script
 
@@ -285,6 +286,16 @@ def test_a_step_without_its_split_is_an_error_naming_the_flag(tmp_path, run_comm
 def test_runs_that_would_mislead_are_refused_before_any_data_is_read(tmp_path, run_command, flags, expected):
     status, errors = run_command(["--test_file", tmp_path / "missing.jsonl", *flags, "--output_dir", tmp_path / "o"])
     assert status == 1 and errors == [errors[0]] and errors[0].startswith(f"run_mlc.py: error: {expected}")
+
+
+@pytest.mark.skipif(cpu_supports_bf16(), reason="this CPU has oneDNN bfloat16 kernels: --bf16 runs")
+def test_bf16_on_a_cpu_without_bfloat16_kernels_is_refused_before_any_data_is_read(tmp_path, run_command):
+    """(Without `--use_cpu`, transformers refuses `--bf16` on a machine without a GPU itself.)"""
+    status, errors = run_command(
+        ["--train_file", tmp_path / "missing.jsonl", "--do_train", "--use_cpu", "--bf16", "--output_dir", tmp_path / "o"]
+    )
+    assert status == 1 and errors == [errors[0]] and errors[0].startswith("run_mlc.py: error: --bf16: this CPU has no")
+    assert not (tmp_path / "o").exists()
 
 
 def test_encoding_errors_flag_reaches_the_loaders(tmp_path, run_command):
