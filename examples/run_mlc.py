@@ -574,12 +574,14 @@ def gold_multi_hot(split, label_vocab: LabelVocabulary) -> np.ndarray:
     return multi_hot((label_vocab.indices(labels, strict=False) for labels in gold), len(label_vocab))
 
 
-def fit_model_ngram_classifier(model, prepared, label_vocab: LabelVocabulary) -> float:
+def fit_model_ngram_classifier(model, tokenizer, prepared, label_vocab: LabelVocabulary) -> float:
     """Fits the model's n-gram classifier on the training split (choosing on validation when there is one) and
     returns the seconds it took."""
     validation = prepared.get("validation")
+    special = set(tokenizer.all_special_ids)
     fit = fit_ngram_classifier(
         model,
+        ["" if index in special else word for index, word in enumerate(tokenizer.convert_ids_to_tokens(range(len(tokenizer))))],
         prepared["train"]["input_ids"],
         gold_multi_hot(prepared["train"], label_vocab),
         None if validation is None else validation["input_ids"],
@@ -802,7 +804,7 @@ def run_in_folder(
     else:
         model = build_model(model_args, tokenizer, label_vocab, given)
         if training_args.do_train and model_args.ngram_classifier and model_args.model_name_or_path is None:
-            ngram_fit_seconds = fit_model_ngram_classifier(model, prepared, label_vocab)
+            ngram_fit_seconds = fit_model_ngram_classifier(model, tokenizer, prepared, label_vocab)
         if training_args.do_train:
             output_folder.check_free_space(needed_space(model, training_args))
     checkpoint = (training_args.resume_from_checkpoint or last_checkpoint) if training_args.do_train else None

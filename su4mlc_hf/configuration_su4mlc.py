@@ -31,7 +31,7 @@ SIZE_FIELD_MAXIMA = {
 }
 MAX_NUM_LABELS = 1_000_000
 MAX_NGRAM_FEATURES = 1 << 24
-MAX_NGRAM_CLASSIFIER_BIGRAMS = 1 << 24
+MAX_NGRAM_CLASSIFIER_FEATURES = 1 << 24
 MAX_DILATION_RATE = 1_024
 MAX_DILATION_LEVELS = 16
 MAX_MDC_PADDING = 1_024
@@ -124,6 +124,10 @@ class SU4MLCConfig(PretrainedConfig):
             *Not in the paper.* None (the paper): no n-gram classifier. A count: the model has a linear classifier
             over each text's words and this many word bigrams (see `SU4MLCNgramClassifier`), fitted before the
             network is trained (`su4mlc_hf.ngram_fit`), whose probabilities enter the per-label scores.
+        ngram_classifier_char_ngrams (`int`, *optional*, defaults to 0):
+            With an n-gram classifier: how many character n-grams of the words it reads.
+        ngram_classifier_char_entries (`int`, *optional*, defaults to 0):
+            With an n-gram classifier: how many (word, character n-gram) pairs its table of the words' n-grams holds.
         label_score_ngram_weight (`float`, *optional*, defaults to 0.5):
             *Not in the paper.* With an n-gram classifier: the weight v of its probability in each label's score,
             (1 - v) * (the network's score) + v * n-gram probability. `run_mlc.py` tunes it on the validation split
@@ -172,6 +176,8 @@ class SU4MLCConfig(PretrainedConfig):
     label_head_ngram_features: int = 0
     label_score_head_weight: float = 0.5
     ngram_classifier_bigrams: int | None = None
+    ngram_classifier_char_ngrams: int = 0
+    ngram_classifier_char_entries: int = 0
     label_score_ngram_weight: float = 0.5
     decision_threshold: float | None = None
     pad_token_id: int | None = None
@@ -211,13 +217,18 @@ class SU4MLCConfig(PretrainedConfig):
                 raise ValueError(f"SU4MLCConfig.{field}={getattr(self, field)!r} is not one of {allowed}.")
 
     def _check_sizes(self) -> None:
-        """Each size field is an integer in [1, its maximum] (`label_head_ngram_features` and
-        `ngram_classifier_bigrams`, when not None, in [0, their maximum]), checked
+        """Each size field is an integer in [1, its maximum] (`label_head_ngram_features` and the n-gram classifier's
+        sizes in [0, their maximum]), checked
         before the parameter count reads them; the whole model stays under `MAX_PARAMETERS`."""
         check_integer_fields(self, SIZE_FIELD_MAXIMA)
         check_integer_fields(self, {"label_head_ngram_features": MAX_NGRAM_FEATURES}, minimum=0)
         if self.ngram_classifier_bigrams is not None:
-            check_integer_fields(self, {"ngram_classifier_bigrams": MAX_NGRAM_CLASSIFIER_BIGRAMS}, minimum=0)
+            check_integer_fields(self, {"ngram_classifier_bigrams": MAX_NGRAM_CLASSIFIER_FEATURES}, minimum=0)
+        check_integer_fields(
+            self,
+            {"ngram_classifier_char_ngrams": MAX_NGRAM_CLASSIFIER_FEATURES, "ngram_classifier_char_entries": 1 << 30},
+            minimum=0,
+        )
         if self.direction_merge == "concat" and self.hidden_size % 2:
             raise ValueError(
                 f"SU4MLCConfig.hidden_size={self.hidden_size} must be even with direction_merge='concat': "
@@ -297,7 +308,8 @@ class SU4MLCConfig(PretrainedConfig):
         decoder = self.decoder_layers * 4 * hidden * (max(embedding, hidden) + hidden + 2) + 6 * hidden * hidden
         head = (2 * hidden + 1) * labels + self.label_head_ngram_features * self.num_labels
         if self.ngram_classifier_bigrams is not None:
-            head += (self.source_vocab_size + self.ngram_classifier_bigrams + 1) * self.num_labels
+            features = self.source_vocab_size + self.ngram_classifier_bigrams + self.ngram_classifier_char_ngrams
+            head += (features + 1) * self.num_labels
         return (self.source_vocab_size + labels) * embedding + encoder + mdc + decoder + head
 
     @property

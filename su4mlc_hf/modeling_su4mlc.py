@@ -537,23 +537,35 @@ class SU4MLCBagOfNgrams(nn.Module):
 
 class SU4MLCNgramClassifier(nn.Module):
     """
-    *Not in the paper*: a linear classifier over each text's words and word bigrams, one linear SVM per label, fitted
-    on the training split before the network is trained (`su4mlc_hf.ngram_fit`) and not trained with it. Its margins,
-    made probabilities by a logistic calibration fitted on validation, enter the label scores with weight
-    `config.label_score_ngram_weight`. Why: on thousands of texts such a classifier is as strong as the network
-    (it is the linear baselines' model) and errs differently, so the mix of the two beats each (BENCHMARKS.md).
+    *Not in the paper*: a linear classifier over each text's words, word bigrams and the character n-grams of its
+    words, one linear SVM per label, fitted on the training split before the network is trained
+    (`su4mlc_hf.ngram_fit`) and not trained with it. Its margins, made probabilities by a logistic calibration fitted
+    on validation, enter the label scores with weight `config.label_score_ngram_weight`. Why: on thousands of texts
+    such a classifier is as strong as the network (it is the linear baselines' model) and errs differently, so the
+    mix of the two can beat each (BENCHMARKS.md).
 
-    Features: word id w is feature w; a bigram of word ids (l, r) is feature `source_vocab_size + i` when
-    `l * source_vocab_size + r` is `bigram_keys[i]` (the training split's bigrams found in at least two texts),
-    none otherwise. A text's feature values are TF-IDF: (1 + log count) × idf, scaled to unit length.
+    Features, in three blocks:
+
+    - words: word id w is feature w;
+    - bigrams: the word ids (l, r) are feature `source_vocab_size + i` when `l * source_vocab_size + r` is
+      `bigram_keys[i]` (bigrams of at least two training texts), none otherwise;
+    - character n-grams: word id w brings the features `char_ngram_ids[char_ngram_offsets[w]:char_ngram_offsets[w+1]]`
+      (after the bigrams), its 2- to 5-character n-grams padded with a space at each end, as scikit-learn's
+      `char_wb` analyzer (those of at least two training texts).
+
+    A text's values are TF-IDF, (1 + log count) × idf, and each block (words and bigrams; character n-grams) is
+    scaled to unit length, as the linear baselines' two stacked vectorizers.
     """
 
     def __init__(self, config: SU4MLCConfig):
         super().__init__()
         self.vocab_size = config.source_vocab_size
-        num_features = self.vocab_size + config.ngram_classifier_bigrams
+        self.num_bigrams = config.ngram_classifier_bigrams
+        num_features = self.vocab_size + self.num_bigrams + config.ngram_classifier_char_ngrams
         # Sorted, for `torch.searchsorted`.
-        self.register_buffer("bigram_keys", torch.zeros(config.ngram_classifier_bigrams, dtype=torch.long))
+        self.register_buffer("bigram_keys", torch.zeros(self.num_bigrams, dtype=torch.long))
+        self.register_buffer("char_ngram_offsets", torch.zeros(self.vocab_size + 1, dtype=torch.long))
+        self.register_buffer("char_ngram_ids", torch.zeros(config.ngram_classifier_char_entries, dtype=torch.long))
         self.register_buffer("idf", torch.ones(num_features))
         # (a, b) of P(label) = sigmoid(a * margin + b).
         self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
@@ -572,23 +584,38 @@ class SU4MLCNgramClassifier(nn.Module):
         ranks = torch.searchsorted(self.bigram_keys, keys).clamp(max=self.bigram_keys.numel() - 1)
         return self.vocab_size + ranks, self.bigram_keys[ranks].eq(keys)
 
+    def char_ngram_occurrences(self, rows: torch.LongTensor, words: torch.LongTensor) -> tuple[torch.LongTensor, ...]:
+        """The character n-grams of word occurrences (`rows[k]` holds word `words[k]`) → their rows and feature ids."""
+        starts, ends = self.char_ngram_offsets[words], self.char_ngram_offsets[words + 1]
+        counts = ends - starts
+        first = torch.repeat_interleave(starts - (counts.cumsum(0) - counts), counts)
+        positions = first + torch.arange(first.numel(), device=first.device)
+        return torch.repeat_interleave(rows, counts), self.char_ngram_ids[positions]
+
+    def tfidf(self, rows: torch.LongTensor, ids: torch.LongTensor, batch_size: int) -> tuple[torch.Tensor, ...]:
+        """Occurrences (row, feature id) → one entry per row and feature, its values unit length per row."""
+        entries, counts = torch.unique(rows * self.num_features + ids, return_counts=True)
+        rows, ids = entries // self.num_features, entries % self.num_features
+        values = (1.0 + counts.float().log()) * self.idf[ids]
+        norms = values.new_zeros(batch_size).index_add_(0, rows, values.square()).sqrt()
+        return rows, ids, values / norms[rows].clamp(min=1e-12)
+
     def features(
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor
     ) -> tuple[torch.LongTensor, torch.LongTensor, torch.Tensor]:
         """
-        The texts' TF-IDF vectors as `(rows, feature ids, values)` of their nonzero entries, one entry per text and
-        feature (for a sparse `(batch, num_features)` matrix), each row of unit length.
+        The texts' feature vectors as `(rows, feature ids, values)` of their nonzero entries, one entry per text and
+        feature (for a sparse `(batch, num_features)` matrix).
         """
         mask = attention_mask.bool()
         bigrams, known = self.bigram_ids(input_ids)
         ids = torch.cat([input_ids, bigrams], dim=1)
         present = torch.cat([mask, mask[:, :-1] & mask[:, 1:] & known], dim=1)
         rows = torch.arange(ids.size(0), device=ids.device)[:, None].expand_as(ids)
-        entries, counts = torch.unique(rows[present] * self.num_features + ids[present], return_counts=True)
-        rows, ids = entries // self.num_features, entries % self.num_features
-        values = (1.0 + counts.float().log()) * self.idf[ids]
-        norms = values.new_zeros(input_ids.size(0)).index_add_(0, rows, values.square()).sqrt()
-        return rows, ids, values / norms[rows].clamp(min=1e-12)
+        words = self.tfidf(rows[present], ids[present], ids.size(0))
+        char_rows, char_ids = self.char_ngram_occurrences(rows[:, : input_ids.size(1)][mask], input_ids[mask])
+        chars = self.tfidf(char_rows, char_ids, ids.size(0))
+        return tuple(torch.cat(parts) for parts in zip(words, chars))
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """
@@ -1198,6 +1225,10 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
         """Installs a fitted n-gram classifier (or removes it with None); the config records its bigram count."""
         self.ngram_classifier = classifier
         self.config.ngram_classifier_bigrams = None if classifier is None else classifier.bigram_keys.numel()
+        self.config.ngram_classifier_char_ngrams = 0 if classifier is None else classifier.num_features - (
+            classifier.vocab_size + classifier.num_bigrams
+        )
+        self.config.ngram_classifier_char_entries = 0 if classifier is None else classifier.char_ngram_ids.numel()
 
     def predict(
         self,

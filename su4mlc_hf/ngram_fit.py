@@ -1,8 +1,8 @@
 """Fitting the n-gram classifier ([`SU4MLCNgramClassifier`]) of a model, before its network is trained.
 
-*Not in the paper.* One linear SVM per label (scikit-learn's `LinearSVC`, squared hinge loss) over the TF-IDF words
-and bigrams the classifier computes itself from the word ids, so that training and prediction read the same
-features; then a logistic calibration of its margins into probabilities. With a validation split, the SVMs' C is
+*Not in the paper.* One linear SVM per label (scikit-learn's `LinearSVC`, squared hinge loss) over the TF-IDF words,
+bigrams and character n-grams the classifier computes itself from the word ids, so that training and prediction read
+the same features; then a logistic calibration of its margins into probabilities. With a validation split, the SVMs' C is
 chosen on it (by [`decision.objective`] at the best threshold) and the calibration is fitted on its margins; without
 one, C is `DEFAULT_C` and the calibration is fitted on the training margins.
 """
@@ -27,10 +27,14 @@ from .modeling_su4mlc import SU4MLCForMultiLabelClassification, SU4MLCNgramClass
 # one used without a validation split.
 C_GRID = (0.3, 1.0)
 DEFAULT_C = 1.0
-# A bigram is a feature when it occurs in at least this many training texts (rarer ones cannot generalise).
-MIN_BIGRAM_TEXTS = 2
-# The classifier's weights, (words + bigrams) × labels, stay within this many: the most frequent bigrams are kept.
-MAX_WEIGHTS = 1 << 24
+# A bigram or character n-gram is a feature when it occurs in at least this many training texts (rarer ones cannot
+# generalise).
+MIN_NGRAM_TEXTS = 2
+# Character n-grams of each word padded with a space at each end, from 2 to 5 characters (the linear baselines').
+CHAR_NGRAM_SIZES = range(2, 6)
+# The classifier's weights, (words + bigrams + character n-grams) × labels, stay within this many: the n-grams found
+# in most training texts are kept, half of the room for each kind at most. (Reuters: 154k features × 89 labels.)
+MAX_WEIGHTS = 1 << 25
 # Texts featurised at once.
 BATCH_SIZE = 256
 
@@ -41,6 +45,7 @@ class NgramFit:
 
     c: float
     num_bigrams: int
+    num_char_ngrams: int
     validation_micro_f1: float | None
     validation_macro_f1: float | None
     seconds: float
@@ -50,21 +55,65 @@ class NgramFit:
             "" if self.validation_micro_f1 is None
             else f"; alone on validation micro-F1 / macro-F1 {self.validation_micro_f1:.4f} / {self.validation_macro_f1:.4f}"
         )
-        return f"n-gram classifier: {self.num_bigrams:,} bigrams, C={self.c}{scores}, fitted in {self.seconds:.0f} s"
+        return (
+            f"n-gram classifier: {self.num_bigrams:,} bigrams, {self.num_char_ngrams:,} character n-grams, C={self.c}"
+            f"{scores}, fitted in {self.seconds:.0f} s"
+        )
 
 
-def bigram_vocabulary(word_id_lists: Sequence[Sequence[int]], vocab_size: int, max_bigrams: int) -> torch.LongTensor:
-    """The sorted keys (`left * vocab_size + right`) of the bigrams found in at least `MIN_BIGRAM_TEXTS` texts; the
-    `max_bigrams` found in most texts when there are more (ties: the smaller key)."""
+def most_frequent(values: np.ndarray, texts: np.ndarray, limit: int) -> np.ndarray:
+    """The sorted `values` found in at least `MIN_NGRAM_TEXTS` texts; the `limit` found in most texts when there are
+    more (ties: the smaller value)."""
+    values, texts = values[texts >= MIN_NGRAM_TEXTS], texts[texts >= MIN_NGRAM_TEXTS]
+    if len(values) > limit:
+        values = values[np.argsort(-texts, kind="stable")[:limit]]
+    return np.sort(values)
+
+
+def bigram_vocabulary(word_id_lists: Sequence[Sequence[int]], vocab_size: int, limit: int) -> torch.LongTensor:
+    """The sorted keys (`left * vocab_size + right`) of the bigrams kept by [`most_frequent`]."""
     keys = [np.unique(np.asarray(ids[:-1], dtype=np.int64) * vocab_size + np.asarray(ids[1:], dtype=np.int64))
             for ids in word_id_lists if len(ids) > 1]  # fmt: skip
     if not keys:
         return torch.zeros(0, dtype=torch.long)
-    values, texts = np.unique(np.concatenate(keys), return_counts=True)
-    values, texts = values[texts >= MIN_BIGRAM_TEXTS], texts[texts >= MIN_BIGRAM_TEXTS]
-    if len(values) > max_bigrams:
-        values = np.sort(values[np.argsort(-texts, kind="stable")[:max_bigrams]])
-    return torch.from_numpy(values)
+    return torch.from_numpy(most_frequent(*np.unique(np.concatenate(keys), return_counts=True), limit))
+
+
+def char_wb_ngrams(word: str) -> list[str]:
+    """A word's character n-grams as scikit-learn's `char_wb` analyzer makes them: of the word padded with a space at
+    each end, each size of `CHAR_NGRAM_SIZES`, up to the first size that covers the whole padded word (which counts
+    once, even if shorter)."""
+    padded, ngrams = f" {word} ", []
+    for n in CHAR_NGRAM_SIZES:
+        ngrams += [padded[start : start + n] for start in range(max(1, len(padded) - n + 1))]
+        if len(padded) <= n:
+            break
+    return ngrams
+
+
+def char_ngram_table(words: Sequence[str]) -> tuple[list[str], torch.LongTensor, torch.LongTensor]:
+    """The distinct character n-grams of `words` (word id → word; "" for the special tokens) and the table of each
+    word's: `(n-grams, offsets, ids)`, word w's n-grams being `ids[offsets[w]:offsets[w + 1]]` (an n-gram twice in
+    a word, twice)."""
+    index: dict[str, int] = {}
+    offsets, ids = [0], []
+    for word in words:
+        ids.extend(index.setdefault(ngram, len(index)) for ngram in (char_wb_ngrams(word) if word else ()))
+        offsets.append(len(ids))
+    return list(index), torch.tensor(offsets, dtype=torch.long), torch.tensor(ids, dtype=torch.long)
+
+
+def new_classifier(config, bigram_keys: torch.LongTensor, num_char_ngrams: int, offsets, ids: torch.LongTensor):
+    """An unfitted classifier with these bigrams and `num_char_ngrams` character n-grams, of ids 0, 1, ... in the
+    word → character n-gram table `(offsets, ids)` (its sizes set in `config`)."""
+    config.ngram_classifier_bigrams = bigram_keys.numel()
+    config.ngram_classifier_char_ngrams = num_char_ngrams
+    config.ngram_classifier_char_entries = ids.numel()
+    classifier = SU4MLCNgramClassifier(config)
+    classifier.bigram_keys.copy_(bigram_keys)
+    classifier.char_ngram_offsets.copy_(offsets)
+    classifier.char_ngram_ids.copy_(ids + config.source_vocab_size + bigram_keys.numel())
+    return classifier
 
 
 def feature_matrix(classifier: SU4MLCNgramClassifier, word_id_lists: Sequence[Sequence[int]]) -> scipy.sparse.csr_matrix:
@@ -116,6 +165,7 @@ def best_threshold_scores(targets: np.ndarray, probabilities: np.ndarray) -> dic
 
 def fit_ngram_classifier(
     model: SU4MLCForMultiLabelClassification,
+    words: Sequence[str],
     train_word_ids: Sequence[Sequence[int]],
     train_targets: np.ndarray,
     validation_word_ids: Sequence[Sequence[int]] | None = None,
@@ -126,18 +176,29 @@ def fit_ngram_classifier(
 
     Args:
         model: the model; its config's `source_vocab_size` and labels size the classifier.
+        words: the tokenizer's words by id ("" for the special tokens), whose character n-grams the classifier reads.
         train_word_ids: each training text's word ids (no padding).
         train_targets (`np.ndarray` of shape `(num_texts, num_labels)`): their gold multi-hot labels.
         validation_word_ids, validation_targets: the same for the validation split, if there is one.
     """
     start = time.perf_counter()
     config = model.config
-    max_bigrams = max(0, MAX_WEIGHTS // max(config.num_labels, 1) - config.source_vocab_size)
     train_word_ids = [list(ids) for ids in train_word_ids]
-    keys = bigram_vocabulary(train_word_ids, config.source_vocab_size, max_bigrams)
-    config.ngram_classifier_bigrams = len(keys)
-    classifier = SU4MLCNgramClassifier(config)
-    classifier.bigram_keys.copy_(keys)
+    vocab_size = config.source_vocab_size
+    room = max(0, MAX_WEIGHTS // max(config.num_labels, 1) - vocab_size) // 2
+    keys = bigram_vocabulary(train_word_ids, vocab_size, room)
+    # Every character n-gram of the words first, to count the training texts that have each; then those kept.
+    char_ngrams, offsets, ids = char_ngram_table(words)
+    every = new_classifier(config, keys, len(char_ngrams), offsets, ids)
+    texts = np.bincount(feature_matrix(every, train_word_ids).indices, minlength=every.num_features)
+    first = vocab_size + keys.numel()
+    kept = most_frequent(np.arange(texts.size - first), texts[first:], room)
+    new_ids = np.full(texts.size - first, -1)
+    new_ids[kept] = np.arange(len(kept))
+    ids = torch.from_numpy(new_ids)[ids]
+    counts = torch.tensor([(ids[start:end] >= 0).sum() for start, end in zip(offsets[:-1], offsets[1:])])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    classifier = new_classifier(config, keys, len(kept), offsets, ids[ids >= 0])
     # Smoothed idf, as scikit-learn's TfidfVectorizer: ln((1 + n) / (1 + document frequency)) + 1.
     texts_with_feature = np.bincount(feature_matrix(classifier, train_word_ids).indices, minlength=classifier.num_features)
     idf = np.log((1 + len(train_word_ids)) / (1 + texts_with_feature)) + 1
@@ -167,10 +228,11 @@ def fit_ngram_classifier(
     return NgramFit(
         c=c,
         num_bigrams=len(keys),
+        num_char_ngrams=len(kept),
         validation_micro_f1=None if scores is None else scores["micro_f1"],
         validation_macro_f1=None if scores is None else scores["macro_f1"],
         seconds=time.perf_counter() - start,
     )
 
 
-__all__ = ["C_GRID", "NgramFit", "bigram_vocabulary", "feature_matrix", "fit_ngram_classifier"]
+__all__ = ["C_GRID", "NgramFit", "bigram_vocabulary", "char_wb_ngrams", "feature_matrix", "fit_ngram_classifier"]

@@ -13,7 +13,7 @@ from su4mlc_hf import SU4MLCConfig, SU4MLCForMultiLabelClassification
 from su4mlc_hf.data import load_goemotions, prepare_datasets
 from su4mlc_hf.decision import NGRAM_WEIGHT_GRID, mix_label_scores, tune_decision_threshold
 from su4mlc_hf.metrics import multi_hot, multilabel_scores
-from su4mlc_hf.ngram_fit import MIN_BIGRAM_TEXTS, feature_matrix, fit_ngram_classifier
+from su4mlc_hf.ngram_fit import MIN_NGRAM_TEXTS, char_wb_ngrams, feature_matrix, fit_ngram_classifier
 
 from .conftest import REPO_ROOT
 
@@ -33,36 +33,57 @@ def fitted():
                           embedding_size=8)  # fmt: skip
     model = SU4MLCForMultiLabelClassification(config).eval()
     word_ids = {split: prepared[split]["input_ids"] for split in ("train", "validation")}
-    fit = fit_ngram_classifier(model, word_ids["train"], targets("train"), word_ids["validation"], targets("validation"))
+    special = set(tokenizer.all_special_ids)
+    words = ["" if index in special else word for index, word in enumerate(tokenizer.convert_ids_to_tokens(range(len(tokenizer))))]
+    fit = fit_ngram_classifier(
+        model, words, word_ids["train"], targets("train"), word_ids["validation"], targets("validation")
+    )
     return model, tokenizer, word_ids, {split: targets(split) for split in word_ids}, fit
 
 
 def as_words(word_id_lists):
+    """Each text's word ids as words of their own, for scikit-learn's word analyzer."""
     return [" ".join(map(str, ids)) for ids in word_id_lists]
 
 
+def as_text(tokenizer, word_id_lists):
+    """Each text as its tokenizer's words, special tokens left out, for scikit-learn's `char_wb` analyzer."""
+    special = set(tokenizer.all_special_ids)
+    vocabulary = tokenizer.convert_ids_to_tokens(range(len(tokenizer)))
+    return [" ".join(vocabulary[word] for word in ids if word not in special) for ids in word_id_lists]
+
+
 def test_features_are_scikit_learns_tfidf_over_the_word_ids(fitted):
-    """Words and the bigrams of at least `MIN_BIGRAM_TEXTS` training texts, sublinear tf, smoothed idf fitted on the
-    training split, rows of unit length: `TfidfVectorizer` with that vocabulary gives the same matrix."""
-    model, _, word_ids, _, fit = fitted
+    """Words and the bigrams of at least `MIN_NGRAM_TEXTS` training texts, sublinear tf, smoothed idf fitted on the
+    training split, unit length: `TfidfVectorizer` with that vocabulary gives the same matrix. The character n-grams
+    are `char_wb` 2-5-grams of the words of at least as many texts: the same block up to the order of its columns
+    (so the same dot products between texts)."""
+    model, tokenizer, word_ids, _, fit = fitted
     classifier = model.ngram_classifier
     vocab_size = model.config.source_vocab_size
     bigram_counts = {}
     for ids in word_ids["train"]:
         for key in {(left, right) for left, right in zip(ids, ids[1:])}:
             bigram_counts[key] = bigram_counts.get(key, 0) + 1
-    bigrams = sorted(key for key, texts in bigram_counts.items() if texts >= MIN_BIGRAM_TEXTS)
+    bigrams = sorted(key for key, texts in bigram_counts.items() if texts >= MIN_NGRAM_TEXTS)
     assert fit.num_bigrams == len(bigrams) == model.config.ngram_classifier_bigrams
     assert classifier.bigram_keys.tolist() == [left * vocab_size + right for left, right in bigrams]
     vocabulary = {str(word): word for word in range(vocab_size)}
     vocabulary.update({f"{left} {right}": vocab_size + rank for rank, (left, right) in enumerate(bigrams)})
-    vectorizer = TfidfVectorizer(
+    words = TfidfVectorizer(
         vocabulary=vocabulary, ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+", lowercase=False
     ).fit(as_words(word_ids["train"]))
-    np.testing.assert_allclose(classifier.idf.numpy(), vectorizer.idf_, rtol=1e-5)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=False, min_df=2)
+    chars.fit(as_text(tokenizer, word_ids["train"]))
+    assert fit.num_char_ngrams == len(chars.vocabulary_) == model.config.ngram_classifier_char_ngrams
+    assert char_wb_ngrams("ok") == [" o", "ok", "k ", " ok", "ok ", " ok "]  # the 5-gram is the 4-character " ok "
+    first_char = vocab_size + len(bigrams)
+    np.testing.assert_allclose(classifier.idf[:first_char].numpy(), words.idf_, rtol=1e-5)
     for split in ("train", "validation"):
         ours = feature_matrix(classifier, word_ids[split]).toarray()
-        np.testing.assert_allclose(ours, vectorizer.transform(as_words(word_ids[split])).toarray(), atol=1e-6)
+        np.testing.assert_allclose(ours[:, :first_char], words.transform(as_words(word_ids[split])).toarray(), atol=1e-6)
+        theirs = chars.transform(as_text(tokenizer, word_ids[split])).toarray()
+        np.testing.assert_allclose(ours[:, first_char:] @ ours[:, first_char:].T, theirs @ theirs.T, atol=1e-5)
 
 
 def test_margins_are_the_fitted_svms_whatever_the_batch_and_survive_saving(fitted, tmp_path):
