@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "safetensors>=0.6",
     "huggingface_hub>=1.0",
     "scikit-learn>=1.5",
+    "joblib>=1.3",  # ngram_fit fits the labels' SVMs in parallel processes
     "numpy>=1.26",
 ]
 EXTRAS = {

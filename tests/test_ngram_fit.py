@@ -91,7 +91,7 @@ def test_margins_are_the_fitted_svms_whatever_the_batch_and_survive_saving(fitte
     classifier = model.ngram_classifier
     features = feature_matrix(classifier, word_ids["validation"])
     label = int(targets["train"].sum(axis=0).argmax())
-    svm = LinearSVC(C=fit.c).fit(feature_matrix(classifier, word_ids["train"]), targets["train"][:, label])
+    svm = LinearSVC(C=fit.c, random_state=label).fit(feature_matrix(classifier, word_ids["train"]), targets["train"][:, label])
     batch = tokenizer.pad({"input_ids": word_ids["validation"][:50]}, return_tensors="pt")
     margins = classifier(batch["input_ids"], batch["attention_mask"])
     np.testing.assert_allclose(margins[:, label].numpy(), svm.decision_function(features[:50]), atol=1e-4)
