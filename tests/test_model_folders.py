@@ -108,6 +108,10 @@ def test_a_truncated_tokenizer_json_is_an_error_naming_it(tmp_path):
         ({"label_score_head_weight": 1.5}, r"label_score_head_weight must be a number in \[0, 1\]"),
         ({"label_head_ngram_features": "x"}, "label_head_ngram_features must be an integer"),
         ({"label_head_ngram_features": -1}, r"label_head_ngram_features must be an integer in \[0, 16,777,216\]"),
+        ({"label_score_ngram_weight": -0.5}, r"label_score_ngram_weight must be a number in \[0, 1\]"),
+        ({"ngram_classifier_bigrams": "many"}, "ngram_classifier_bigrams must be an integer"),
+        ({"ngram_classifier_bigrams": 0, "ngram_classifier_char_ngrams": -3}, "ngram_classifier_char_ngrams must be an"),
+        ({"ngram_classifier_bigrams": 0, "ngram_classifier_char_entries": 2**40}, "ngram_classifier_char_entries must"),
     ],
 )
 def test_config_fields_are_bounded(overrides, message):

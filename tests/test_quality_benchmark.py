@@ -29,13 +29,13 @@ def test_tuned_baselines_choose_on_validation_and_report(tmp_path, monkeypatch):
     assert lp["chosen"] == {"C": 1.0}
     assert all(0.0 <= record["test"]["micro_f1"] <= 1.0 for record in records)
     neural = {"system": "SU4MLC", "seed": 0, "test": dict(br["test"]), "train_minutes": 1.0, "threads": 1,
-              "width": 256, "decision_threshold": 0.3, "label_score_head_weight": 0.5, "epochs": 4.0}  # fmt: skip
+              "width": 256, "decision_threshold": 0.3, "label_score_head_weight": 0.5, "label_score_ngram_weight": 0.75, "epochs": 4.0}  # fmt: skip
     run = {"command": "python benchmarks/quality.py --dataset goemotions", "machine": "m", "date": "d",
            "records": records + [neural, {**neural, "seed": 1}]}  # fmt: skip
     report = quality.build_report({"goemotions": run})
     assert report.startswith(quality.REPORT_TITLE)
     assert "| SU4MLC, `run_mlc.py` defaults (2 seeds) |" in report and "| BR linear_svc |" in report
-    assert "seed 1: width 256, 4 epochs, threshold 0.3, head weight 0.5" in report
+    assert "seed 1: width 256, 4 epochs, threshold 0.3, head weight 0.5, n-gram weight 0.75" in report
     path = tmp_path / "BENCHMARKS.md"
     path.write_text("# Benchmarks\n\n## Other\n\nkept\n", encoding="utf-8")
     monkeypatch.setattr(quality, "REPORT_PATH", path)
