@@ -104,9 +104,11 @@ def _paper_deviations(config: SU4MLCConfig) -> list[str]:
     has_ngram_classifier = getattr(config, "ngram_classifier_bigrams", None) is not None
     if has_ngram_classifier:
         deviations.append(
-            "a linear SVM per label over each text's TF-IDF words and "
-            f"`ngram_classifier_bigrams={config.ngram_classifier_bigrams}` word bigrams, fitted on the training split "
-            "before the network, whose calibrated probabilities enter the label scores (not in the paper)"
+            "a linear SVM per label over each text's TF-IDF words, "
+            f"`ngram_classifier_bigrams={config.ngram_classifier_bigrams}` word bigrams and "
+            f"`ngram_classifier_char_ngrams={config.ngram_classifier_char_ngrams}` character 2-5-grams of its words, "
+            "fitted on the training split before the network, whose calibrated probabilities enter the label scores "
+            "(not in the paper)"
         )
     if getattr(config, "decision_threshold", None) is not None:
         mixed = []
