@@ -214,11 +214,13 @@ def fit_ngram_classifier(
     new_ids = np.full(texts.size - first, -1)
     new_ids[kept] = np.arange(len(kept))
     ids = torch.from_numpy(new_ids)[ids]
-    counts = torch.tensor([(ids[start:end] >= 0).sum() for start, end in zip(offsets[:-1], offsets[1:])])
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
-    classifier = new_classifier(config, keys, len(kept), offsets, ids[ids >= 0])
-    # Smoothed idf, as scikit-learn's TfidfVectorizer: ln((1 + n) / (1 + document frequency)) + 1.
-    texts_with_feature = np.bincount(feature_matrix(classifier, train_word_ids).indices, minlength=classifier.num_features)
+    is_kept = ids >= 0
+    # A word's entries start after the kept entries of the words before it.
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), is_kept.cumsum(0)])[offsets]
+    classifier = new_classifier(config, keys, len(kept), offsets, ids[is_kept])
+    # Smoothed idf, as scikit-learn's TfidfVectorizer: ln((1 + n) / (1 + document frequency)) + 1. The counts are the
+    # first pass's: a text has a character n-gram when one of its words has it, whichever others are kept.
+    texts_with_feature = np.concatenate([texts[:first], texts[first:][kept]])
     idf = np.log((1 + len(train_word_ids)) / (1 + texts_with_feature)) + 1
     classifier.idf.copy_(torch.from_numpy(idf).float())
     train_features = feature_matrix(classifier, train_word_ids)
