@@ -1221,14 +1221,12 @@ class SU4MLCForMultiLabelClassification(SU4MLCPreTrainedModel, GenerationMixin):
             ngram_weight = getattr(self.config, "label_score_ngram_weight", 0.5)
         return mix_label_scores(beam_scores, head_scores, head_weight, ngram_scores, ngram_weight)
 
-    def set_ngram_classifier(self, classifier: SU4MLCNgramClassifier | None) -> None:
-        """Installs a fitted n-gram classifier (or removes it with None); the config records its bigram count."""
+    def set_ngram_classifier(self, classifier: SU4MLCNgramClassifier) -> None:
+        """Installs a fitted n-gram classifier; the config records its sizes, so that `from_pretrained` builds it."""
         self.ngram_classifier = classifier
-        self.config.ngram_classifier_bigrams = None if classifier is None else classifier.bigram_keys.numel()
-        self.config.ngram_classifier_char_ngrams = 0 if classifier is None else classifier.num_features - (
-            classifier.vocab_size + classifier.num_bigrams
-        )
-        self.config.ngram_classifier_char_entries = 0 if classifier is None else classifier.char_ngram_ids.numel()
+        self.config.ngram_classifier_bigrams = classifier.num_bigrams
+        self.config.ngram_classifier_char_ngrams = classifier.num_features - classifier.vocab_size - classifier.num_bigrams
+        self.config.ngram_classifier_char_entries = classifier.char_ngram_ids.numel()
 
     def predict(
         self,
